@@ -1,0 +1,280 @@
+"""The ``schemactl`` command line: parse options, call the runner, render, exit.
+
+Click only; rendering lives in render.py and the work in runner.py. Connection and
+directory options are accepted before and after the command name.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+import traceback
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any, TypeVar
+
+import click
+
+from schemactl import __version__, runner
+from schemactl.config import (
+    DEFAULT_CONNECT_TIMEOUT,
+    DEFAULT_DIR,
+    DEFAULT_LOCK_TIMEOUT,
+    DEFAULT_TABLE,
+    Settings,
+    parse_table_name,
+    password_of,
+    redact,
+)
+from schemactl.errors import SchemactlError
+from schemactl.render import (
+    MigrateProgress,
+    make_console,
+    render_error,
+    render_migrate,
+    render_status,
+    render_verify,
+    status_json,
+    verify_json,
+)
+
+F = TypeVar("F", bound=Callable[..., Any])
+
+SHARED_OPTIONS = ("database_url", "directory", "table", "connect_timeout")
+
+
+def shared_options(*, with_env: bool) -> Callable[[F], F]:
+    """Add the connection and directory options; env vars only at group level."""
+
+    def envvar(name: str) -> str | None:
+        return name if with_env else None
+
+    def decorate(function: F) -> F:
+        options = [
+            click.option(
+                "-d",
+                "--database-url",
+                envvar=envvar("DATABASE_URL"),
+                help="PostgreSQL URL or conninfo [env: DATABASE_URL; default: libpq's "
+                "PG* variables].",
+            ),
+            click.option(
+                "--dir",
+                "directory",
+                type=click.Path(file_okay=False, path_type=Path),
+                envvar=envvar("SCHEMACTL_DIR"),
+                help="Migrations directory [env: SCHEMACTL_DIR; default: "
+                f"{DEFAULT_DIR}].",
+            ),
+            click.option(
+                "--table",
+                envvar=envvar("SCHEMACTL_TABLE"),
+                help="History table [SCHEMA.]NAME [env: SCHEMACTL_TABLE; default: "
+                f"{DEFAULT_TABLE}].",
+            ),
+            click.option(
+                "--connect-timeout",
+                type=click.FloatRange(min=0),
+                help=f"Seconds to wait for the server [default: "
+                f"{DEFAULT_CONNECT_TIMEOUT:g}].",
+            ),
+        ]
+        for option in reversed(options):
+            function = option(function)
+        return function
+
+    return decorate
+
+
+def lock_timeout_option(function: F) -> F:
+    """Add --lock-timeout to a command that takes the advisory lock."""
+    return click.option(
+        "--lock-timeout",
+        type=click.FloatRange(min=0),
+        default=DEFAULT_LOCK_TIMEOUT,
+        show_default=True,
+        help="Seconds to wait for another runner's lock (0: try once).",
+    )(function)
+
+
+def build_settings(
+    ctx: click.Context, lock_timeout: float | None = None, **local: Any
+) -> Settings:
+    """Merge command options over group options (which carry the env vars)."""
+    group: dict[str, Any] = ctx.find_root().params
+    merged = {
+        key: local.get(key) if local.get(key) is not None else group.get(key)
+        for key in SHARED_OPTIONS
+    }
+    url = merged["database_url"]
+    secrets = tuple(s for s in (password_of(url), os.environ.get("PGPASSWORD")) if s)
+    return Settings(
+        directory=merged["directory"] or DEFAULT_DIR,
+        table=parse_table_name(merged["table"] or DEFAULT_TABLE),
+        database_url=url,
+        connect_timeout=(
+            merged["connect_timeout"]
+            if merged["connect_timeout"] is not None
+            else DEFAULT_CONNECT_TIMEOUT
+        ),
+        lock_timeout=DEFAULT_LOCK_TIMEOUT if lock_timeout is None else lock_timeout,
+        secrets=secrets,
+    )
+
+
+class SchemactlGroup(click.Group):
+    """Renders a SchemactlError and exits with its code: the CLI's one catch."""
+
+    def invoke(self, ctx: click.Context) -> Any:
+        try:
+            return super().invoke(ctx)
+        except SchemactlError as error:
+            if ctx.params.get("traceback"):
+                raise
+            render_error(error, make_console(stderr=True))
+            ctx.exit(error.exit_code)
+
+
+@click.group(
+    cls=SchemactlGroup, context_settings={"help_option_names": ["-h", "--help"]}
+)
+@shared_options(with_env=True)
+@click.option(
+    "--traceback", is_flag=True, help="Show a traceback on errors (debugging)."
+)
+@click.version_option(__version__, prog_name="schemactl")
+def cli(**_: Any) -> None:
+    """Apply numbered plain-SQL migrations to PostgreSQL.
+
+    \b
+    Exit codes: 0 success; 1 a migration failed or drift was found;
+    2 usage error or invalid migrations directory; 3 cannot connect or
+    the lock timed out.
+    """
+
+
+@cli.command()
+@shared_options(with_env=False)
+@lock_timeout_option
+@click.option("--to", "target", type=int, metavar="V", help="Apply up to version V.")
+@click.option(
+    "--dry-run", is_flag=True, help="Show what would be applied; change nothing."
+)
+@click.option(
+    "--allow-out-of-order",
+    is_flag=True,
+    help="Apply pending versions lower than the highest applied one.",
+)
+@click.pass_context
+def migrate(
+    ctx: click.Context,
+    /,
+    target: int | None,
+    dry_run: bool,
+    allow_out_of_order: bool,
+    lock_timeout: float,
+    **local: Any,
+) -> None:
+    """Apply pending migrations in order, each in its own transaction.
+
+    \b
+    Examples:
+      schemactl migrate
+      schemactl migrate --to 3 --dry-run
+      schemactl -d postgresql://app@db/app migrate --lock-timeout 120
+    """
+    settings = build_settings(ctx, lock_timeout, **local)
+    out, err = make_console(), make_console(stderr=True)
+    progress = MigrateProgress(out, err)
+    try:
+        result = runner.migrate(
+            settings,
+            target=target,
+            dry_run=dry_run,
+            allow_out_of_order=allow_out_of_order,
+            observer=progress,
+        )
+    finally:
+        progress.close()
+    render_migrate(result, out)
+
+
+@cli.command()
+@shared_options(with_env=False)
+@click.option("--json", "as_json", is_flag=True, help="Print one JSON document.")
+@click.pass_context
+def status(ctx: click.Context, /, as_json: bool, **local: Any) -> None:
+    """Show every version with its state and when it was applied.
+
+    \b
+    Examples:
+      schemactl status
+      schemactl status --json | jq '.migrations[] | select(.state != "applied")'
+    """
+    report = runner.status(build_settings(ctx, **local))
+    if as_json:
+        click.echo(status_json(report))
+    else:
+        render_status(report, make_console())
+
+
+@cli.command()
+@shared_options(with_env=False)
+@click.option("--strict", is_flag=True, help="Fail on pending migrations too.")
+@click.option(
+    "--allow-out-of-order",
+    is_flag=True,
+    help="Do not count pending versions below the highest applied one as drift.",
+)
+@click.option("--json", "as_json", is_flag=True, help="Print one JSON document.")
+@click.pass_context
+def verify(
+    ctx: click.Context,
+    /,
+    strict: bool,
+    allow_out_of_order: bool,
+    as_json: bool,
+    **local: Any,
+) -> None:
+    """Check for drift without changing anything (for CI).
+
+    Exits 1 when an applied file was edited or is missing, a row is marked failed,
+    or a pending version is lower than the highest applied one; with --strict,
+    also when migrations are pending.
+
+    \b
+    Examples:
+      schemactl verify
+      schemactl verify --strict --json
+    """
+    report = runner.verify(
+        build_settings(ctx, **local),
+        strict=strict,
+        allow_out_of_order=allow_out_of_order,
+    )
+    if as_json:
+        click.echo(verify_json(report))
+    else:
+        render_verify(report, make_console())
+    ctx.exit(report.exit_code)
+
+
+def main() -> None:
+    """Run the CLI; an unexpected error prints a traceback with secrets removed."""
+    try:
+        cli.main(prog_name="schemactl")
+    except Exception:
+        secrets = tuple(
+            s
+            for s in (
+                password_of(os.environ.get("DATABASE_URL")),
+                os.environ.get("PGPASSWORD"),
+            )
+            if s
+        )
+        sys.stderr.write(redact(traceback.format_exc(), secrets + _argv_secrets()))
+        sys.exit(1)
+
+
+def _argv_secrets() -> tuple[str, ...]:
+    return tuple(s for s in (password_of(arg) for arg in sys.argv) if s)

@@ -1,0 +1,100 @@
+"""Settings for one run: directory, history table, connection, timeouts; URL masking.
+
+Stdlib and errors only.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, field
+from pathlib import Path
+from urllib.parse import urlsplit
+
+from schemactl.errors import UsageError
+
+DEFAULT_DIR = Path("sql")
+DEFAULT_TABLE = "public.schema_migrations"
+DEFAULT_CONNECT_TIMEOUT = 10.0
+DEFAULT_LOCK_TIMEOUT = 60.0
+APPLICATION_NAME = "schemactl"
+MASK = "****"
+# PostgreSQL truncates longer identifiers (NAMEDATALEN - 1); refuse instead.
+MAX_IDENTIFIER_BYTES = 63
+
+_URL_PASSWORD_RE = re.compile(r"(?P<head>[a-zA-Z][a-zA-Z0-9+.-]*://[^:/@\s]*:)[^@\s]*@")
+_KEYWORD_PASSWORD_RE = re.compile(r"(?P<head>password\s*=\s*)('(?:[^'\\]|\\.)*'|\S+)")
+
+
+@dataclass(frozen=True, slots=True)
+class TableName:
+    """The history table, always schema-qualified."""
+
+    schema: str
+    name: str
+
+    def __str__(self) -> str:
+        return f"{self.schema}.{self.name}"
+
+
+def parse_table_name(value: str) -> TableName:
+    """Parse ``[SCHEMA.]NAME``; both parts are later quoted as identifiers.
+
+    Raises:
+        UsageError: for an empty part, more than one dot, a NUL byte, or a part
+            longer than PostgreSQL keeps.
+    """
+    parts = value.split(".")
+    if len(parts) == 1:
+        parts = ["public", parts[0]]
+    if len(parts) != 2 or not all(parts):
+        raise UsageError(
+            f"invalid --table {value!r}: expected [SCHEMA.]NAME",
+        )
+    for part in parts:
+        if "\x00" in part:
+            raise UsageError("invalid --table: NUL byte in name")
+        if len(part.encode("utf-8")) > MAX_IDENTIFIER_BYTES:
+            raise UsageError(
+                f"invalid --table {value!r}: {part!r} is longer than "
+                f"{MAX_IDENTIFIER_BYTES} bytes"
+            )
+    return TableName(schema=parts[0], name=parts[1])
+
+
+@dataclass(frozen=True, slots=True)
+class Settings:
+    """Everything a command needs to know, resolved from options and environment."""
+
+    directory: Path = DEFAULT_DIR
+    table: TableName = field(default_factory=lambda: parse_table_name(DEFAULT_TABLE))
+    database_url: str | None = None
+    connect_timeout: float = DEFAULT_CONNECT_TIMEOUT
+    lock_timeout: float = DEFAULT_LOCK_TIMEOUT
+    secrets: tuple[str, ...] = ()
+
+
+def mask_url(url: str) -> str:
+    """Return the URL or conninfo string with any password replaced by ****."""
+    masked = _URL_PASSWORD_RE.sub(lambda m: f"{m.group('head')}{MASK}@", url)
+    return _KEYWORD_PASSWORD_RE.sub(lambda m: f"{m.group('head')}{MASK}", masked)
+
+
+def password_of(url: str | None) -> str | None:
+    """Return the password written in a URL or conninfo string, if any."""
+    if not url:
+        return None
+    if "://" in url:
+        try:
+            return urlsplit(url).password
+        except ValueError:
+            return None
+    match = _KEYWORD_PASSWORD_RE.search(url)
+    return match.group(2).strip("'") if match else None
+
+
+def redact(text: str, secrets: tuple[str, ...]) -> str:
+    """Remove every known secret and any URL password from text (the last net)."""
+    for secret in secrets:
+        if secret:
+            text = text.replace(secret, MASK)
+    return mask_url(text)

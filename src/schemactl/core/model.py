@@ -1,0 +1,75 @@
+"""Values shared by the core, the database layer and the CLI. Stdlib only."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+from enum import StrEnum
+from pathlib import Path
+
+
+@dataclass(frozen=True, slots=True)
+class MigrationFile:
+    """An up migration file on disk, validated; its text is re-read when applied."""
+
+    version: int
+    name: str
+    path: Path
+    checksum: str
+    no_transaction: bool = False
+    down_path: Path | None = None
+
+    @property
+    def label(self) -> str:
+        """Return the file name, the way users refer to a migration."""
+        return self.path.name
+
+
+@dataclass(frozen=True, slots=True)
+class HistoryRow:
+    """One row of the history table."""
+
+    version: int
+    name: str
+    checksum: str
+    applied_at: datetime
+    applied_by: str
+    execution_ms: int
+    success: bool = True
+
+
+class State(StrEnum):
+    """The state of one version, as `status` prints it (contract strings)."""
+
+    APPLIED = "applied"
+    PENDING = "pending"
+    CHECKSUM_MISMATCH = "checksum mismatch"
+    MISSING_FILE = "missing file"
+    FAILED = "failed"
+    OUT_OF_ORDER = "out of order"
+
+
+DRIFT_STATES: frozenset[State] = frozenset(
+    {State.CHECKSUM_MISMATCH, State.MISSING_FILE, State.FAILED, State.OUT_OF_ORDER}
+)
+
+
+@dataclass(frozen=True, slots=True)
+class StatusEntry:
+    """One version seen from both sides: its file (if any) and its history row."""
+
+    version: int
+    name: str
+    state: State
+    file: MigrationFile | None
+    row: HistoryRow | None
+
+    @property
+    def is_drift(self) -> bool:
+        """Return True when this entry makes migrate and verify refuse."""
+        return self.state in DRIFT_STATES
+
+    @property
+    def applied_at(self) -> datetime | None:
+        """Return when the version was applied, or None when it is not."""
+        return self.row.applied_at if self.row is not None else None

@@ -1,0 +1,338 @@
+"""The only module that talks to PostgreSQL (psycopg 3). No click, no rich.
+
+Every psycopg error that leaves this module is translated into a SchemactlError with
+the cause kept (``raise ... from exc``); messages never carry a password.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import math
+import time
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import psycopg
+from psycopg import sql
+from psycopg.rows import dict_row
+
+from schemactl.config import APPLICATION_NAME, Settings, TableName, mask_url, redact
+from schemactl.core.discovery import ParsedSource
+from schemactl.core.model import HistoryRow, MigrationFile
+from schemactl.core.splitting import Statement, line_at, position_to_line_column
+from schemactl.errors import ConnectError, LockTimeout, MigrationFailed, SchemactlError
+
+LOCK_POLL_SECONDS = 0.2
+# libpq rounds connect_timeout down to whole seconds and treats 1 as 2.
+MIN_CONNECT_TIMEOUT = 2
+
+Connection = psycopg.Connection[Any]
+
+
+@dataclass(frozen=True, slots=True)
+class LockHolder:
+    """The session holding the advisory lock another runner waits for."""
+
+    pid: int
+    application_name: str
+    client_addr: str | None
+    held_seconds: float
+
+
+def describe_target(settings: Settings) -> str:
+    """Return the connection target for messages, password masked."""
+    if settings.database_url:
+        return mask_url(settings.database_url)
+    return "the server given by libpq defaults (PGHOST, PGPORT, PGDATABASE, ...)"
+
+
+def connect(settings: Settings) -> Connection:
+    """Open an autocommit connection named ``schemactl``.
+
+    Raises:
+        ConnectError: when the server is unreachable within the connect timeout or
+            refuses the login; the message masks the password.
+    """
+    timeout = max(MIN_CONNECT_TIMEOUT, math.ceil(settings.connect_timeout))
+    try:
+        return psycopg.connect(
+            settings.database_url or "",
+            autocommit=True,
+            application_name=APPLICATION_NAME,
+            connect_timeout=timeout,
+        )
+    except psycopg.Error as exc:
+        reason = redact(str(exc).strip(), settings.secrets)
+        raise ConnectError(
+            f"cannot connect to {describe_target(settings)}: {reason}"
+        ) from None
+
+
+def advisory_lock_key(database: str, table: TableName) -> int:
+    """Return the signed 64-bit lock key for one history table in one database."""
+    digest = hashlib.sha256(
+        f"schemactl\0{database}\0{table.schema}\0{table.name}".encode()
+    )
+    return int.from_bytes(digest.digest()[:8], "big", signed=True)
+
+
+def _table_sql(table: TableName) -> sql.Identifier:
+    return sql.Identifier(table.schema, table.name)
+
+
+@contextmanager
+def advisory_lock(
+    conn: Connection,
+    table: TableName,
+    *,
+    timeout: float,
+    on_wait: Callable[[LockHolder | None], None] | None = None,
+) -> Iterator[None]:
+    """Hold the session advisory lock for the history table while the block runs.
+
+    Polls ``pg_try_advisory_lock``: a blocking ``pg_advisory_lock`` in a waiting
+    runner deadlocks with ``CREATE INDEX CONCURRENTLY`` in the runner holding it
+    (reported against Flyway and golang-migrate).
+
+    Raises:
+        LockTimeout: when the lock is still held by another session after timeout.
+    """
+    key = advisory_lock_key(conn.info.dbname, table)
+    deadline = time.monotonic() + timeout
+    while not _try_lock(conn, key):
+        holder = find_lock_holder(conn, key)
+        if time.monotonic() >= deadline:
+            raise LockTimeout(
+                f"timed out after {timeout:g} s waiting for the migration lock on "
+                f"{table}{_describe_holder(holder)}",
+                hint="another schemactl run is in progress; raise --lock-timeout "
+                "to wait longer",
+            )
+        if on_wait is not None:
+            on_wait(holder)
+        time.sleep(min(LOCK_POLL_SECONDS, max(0.0, deadline - time.monotonic())))
+    try:
+        yield
+    finally:
+        if not conn.closed:
+            conn.execute("SELECT pg_advisory_unlock(%s)", (key,))
+
+
+def _try_lock(conn: Connection, key: int) -> bool:
+    row = conn.execute("SELECT pg_try_advisory_lock(%s)", (key,)).fetchone()
+    return bool(row and row[0])
+
+
+def find_lock_holder(conn: Connection, key: int) -> LockHolder | None:
+    """Return the session that holds the advisory lock key, if it is visible."""
+    # A bigint advisory key shows in pg_locks as classid (high 32 bits),
+    # objid (low 32 bits) and objsubid = 1.
+    unsigned = key & 0xFFFFFFFFFFFFFFFF
+    row = conn.execute(
+        """
+        SELECT a.pid, a.application_name, host(a.client_addr),
+               extract(epoch FROM now() - coalesce(a.xact_start, a.backend_start))
+        FROM pg_locks l JOIN pg_stat_activity a ON a.pid = l.pid
+        WHERE l.locktype = 'advisory' AND l.granted AND l.objsubid = 1
+          AND l.classid = %s AND l.objid = %s
+          AND l.database = (SELECT oid FROM pg_database
+                            WHERE datname = current_database())
+        """,
+        (unsigned >> 32, unsigned & 0xFFFFFFFF),
+    ).fetchone()
+    if row is None:
+        return None
+    return LockHolder(
+        pid=row[0],
+        application_name=row[1] or "",
+        client_addr=row[2],
+        held_seconds=float(row[3] or 0),
+    )
+
+
+def _describe_holder(holder: LockHolder | None) -> str:
+    if holder is None:
+        return ""
+    return f" (held by {describe_lock_holder(holder)})"
+
+
+def describe_lock_holder(holder: LockHolder) -> str:
+    """Return 'pid N, application X, from ADDR, for S s' for messages."""
+    origin = holder.client_addr or "local socket"
+    name = holder.application_name or "unnamed"
+    return (
+        f"pid {holder.pid}, application {name}, from {origin}, "
+        f"for {holder.held_seconds:.1f} s"
+    )
+
+
+def history_table_exists(conn: Connection, table: TableName) -> bool:
+    """Return True when the history table exists."""
+    qualified = _table_sql(table).as_string(conn)
+    row = conn.execute("SELECT to_regclass(%s) IS NOT NULL", (qualified,)).fetchone()
+    return bool(row and row[0])
+
+
+def ensure_history_table(conn: Connection, table: TableName) -> None:
+    """Create the history table (and its schema) unless they exist."""
+    schema_exists = conn.execute(
+        "SELECT 1 FROM pg_namespace WHERE nspname = %s", (table.schema,)
+    ).fetchone()
+    if schema_exists is None:
+        conn.execute(
+            sql.SQL("CREATE SCHEMA IF NOT EXISTS {}").format(
+                sql.Identifier(table.schema)
+            )
+        )
+    conn.execute(history_table_ddl(table))
+
+
+def history_table_ddl(table: TableName) -> sql.Composed:
+    """Return the idempotent CREATE TABLE of the history table."""
+    return sql.SQL(
+        """CREATE TABLE IF NOT EXISTS {} (
+    version bigint PRIMARY KEY,
+    name text NOT NULL,
+    checksum text NOT NULL,
+    applied_at timestamptz NOT NULL DEFAULT now(),
+    applied_by text NOT NULL DEFAULT current_user,
+    execution_ms integer NOT NULL,
+    success boolean NOT NULL DEFAULT true
+)"""
+    ).format(_table_sql(table))
+
+
+def read_history(conn: Connection, table: TableName) -> list[HistoryRow]:
+    """Return every history row, ascending; a missing table reads as no rows.
+
+    Raises:
+        SchemactlError: when the table exists but is not a schemactl history table.
+    """
+    if not history_table_exists(conn, table):
+        return []
+    query = sql.SQL(
+        "SELECT version, name, checksum, applied_at, applied_by, execution_ms, success "
+        "FROM {} ORDER BY version"
+    ).format(_table_sql(table))
+    try:
+        with conn.cursor(row_factory=dict_row) as cur:
+            return [HistoryRow(**row) for row in cur.execute(query)]
+    except psycopg.Error as exc:
+        raise SchemactlError(
+            f"cannot read history table {table}: {exc.diag.message_primary or exc}",
+            hint="is --table naming a table that another tool created?",
+        ) from exc
+
+
+def apply_migration(
+    conn: Connection, table: TableName, migration: MigrationFile, source: ParsedSource
+) -> int:
+    """Run one migration file and record it; return its duration in milliseconds.
+
+    A transactional file and its history row commit together. A no-transaction file
+    runs one statement at a time in autocommit: its row is written first with
+    ``success = false`` and marked successful at the end, so a failure part-way stays
+    visible until ``repair``.
+
+    Raises:
+        MigrationFailed: naming FILE:LINE:COLUMN of the failing statement.
+    """
+    started = time.perf_counter()
+    if migration.no_transaction:
+        _insert_history(conn, table, migration, execution_ms=0, success=False)
+        _run_statements(conn, migration.path, source, transactional=False)
+        elapsed_ms = _elapsed_ms(started)
+        conn.execute(
+            sql.SQL(
+                "UPDATE {} SET success = true, execution_ms = %s WHERE version = %s"
+            ).format(_table_sql(table)),
+            (elapsed_ms, migration.version),
+        )
+    else:
+        with conn.transaction():
+            _run_statements(conn, migration.path, source, transactional=True)
+            elapsed_ms = _elapsed_ms(started)
+            _insert_history(
+                conn, table, migration, execution_ms=elapsed_ms, success=True
+            )
+    # Session settings (SET search_path, SET ROLE) must not leak into the next file:
+    # psql -f gives every file a fresh session.
+    conn.execute("RESET ALL")
+    return elapsed_ms
+
+
+def _elapsed_ms(started: float) -> int:
+    return round((time.perf_counter() - started) * 1000)
+
+
+def _insert_history(
+    conn: Connection,
+    table: TableName,
+    migration: MigrationFile,
+    *,
+    execution_ms: int,
+    success: bool,
+) -> None:
+    conn.execute(
+        sql.SQL(
+            "INSERT INTO {} (version, name, checksum, execution_ms, success) "
+            "VALUES (%s, %s, %s, %s, %s)"
+        ).format(_table_sql(table)),
+        (migration.version, migration.name, migration.checksum, execution_ms, success),
+    )
+
+
+def _run_statements(
+    conn: Connection, path: Path, source: ParsedSource, *, transactional: bool
+) -> None:
+    with conn.cursor() as cur:
+        for number, statement in enumerate(source.statements, start=1):
+            try:
+                _execute_statement(cur, statement)
+            except psycopg.Error as exc:
+                raise _migration_failed(
+                    exc, path, source, statement, number, transactional
+                ) from exc
+
+
+def _execute_statement(cur: psycopg.Cursor[Any], statement: Statement) -> None:
+    # File text is the one query that is not a literal: the user's SQL, sent
+    # unchanged and without parameters (simple protocol, `%` not interpreted).
+    query = statement.text
+    if statement.copy_data is None:
+        cur.execute(query)
+        return
+    with cur.copy(query) as copy:
+        copy.write(statement.copy_data)
+
+
+def _migration_failed(
+    exc: psycopg.Error,
+    path: Path,
+    source: ParsedSource,
+    statement: Statement,
+    number: int,
+    transactional: bool,
+) -> MigrationFailed:
+    diag = exc.diag
+    offset = statement.offset
+    if diag.statement_position:
+        offset += int(diag.statement_position) - 1
+    line, column = position_to_line_column(source.text, offset)
+    detail = "\n".join(part for part in (diag.message_detail, diag.context) if part)
+    return MigrationFailed(
+        diag.message_primary or str(exc).strip(),
+        path=path,
+        line=line,
+        column=column,
+        statement_number=number,
+        statements_done=number - 1,
+        sqlstate=diag.sqlstate,
+        detail=detail or None,
+        hint=diag.message_hint,
+        source_line=line_at(source.text, line),
+        transactional=transactional,
+    )

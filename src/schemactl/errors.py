@@ -1,0 +1,129 @@
+"""SchemactlError and its subclasses, each with its contract exit code. Stdlib only."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from pathlib import Path
+from typing import TYPE_CHECKING, ClassVar
+
+if TYPE_CHECKING:
+    from schemactl.core.model import StatusEntry
+
+EXIT_OK = 0
+EXIT_FAILED = 1
+EXIT_USAGE = 2
+EXIT_UNAVAILABLE = 3
+
+
+class SchemactlError(Exception):
+    """Base of every error schemactl reports to a user."""
+
+    exit_code: ClassVar[int] = EXIT_FAILED
+
+    def __init__(self, message: str, *, hint: str | None = None) -> None:
+        super().__init__(message)
+        self.message = message
+        self.hint = hint
+
+
+class UsageError(SchemactlError):
+    """A bad option value, such as an invalid --table."""
+
+    exit_code = EXIT_USAGE
+
+
+class MigrationDirError(SchemactlError):
+    """The migrations directory or one of its files is invalid."""
+
+    exit_code = EXIT_USAGE
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        path: Path | None = None,
+        line: int | None = None,
+        column: int | None = None,
+        hint: str | None = None,
+    ) -> None:
+        super().__init__(message, hint=hint)
+        self.path = path
+        self.line = line
+        self.column = column
+
+    @property
+    def location(self) -> str:
+        """Return ``FILE[:LINE[:COLUMN]]`` for the message prefix, or ''."""
+        if self.path is None:
+            return ""
+        parts = [str(self.path)]
+        if self.line is not None:
+            parts.append(str(self.line))
+            if self.column is not None:
+                parts.append(str(self.column))
+        return ":".join(parts)
+
+
+class DriftError(SchemactlError):
+    """Applied history and files disagree; migrate refuses to run."""
+
+    exit_code = EXIT_FAILED
+
+    def __init__(self, drift: Sequence[StatusEntry]) -> None:
+        count = len(drift)
+        noun = "migration" if count == 1 else "migrations"
+        super().__init__(
+            f"refusing to migrate: drift found in {count} {noun}",
+            hint="run `schemactl status` to see it; `schemactl repair` realigns "
+            "edited files and failed rows",
+        )
+        self.drift = list(drift)
+
+
+class MigrationFailed(SchemactlError):
+    """A statement of a migration file failed on the server."""
+
+    exit_code = EXIT_FAILED
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        path: Path,
+        line: int,
+        column: int,
+        statement_number: int,
+        statements_done: int,
+        sqlstate: str | None = None,
+        detail: str | None = None,
+        hint: str | None = None,
+        source_line: str = "",
+        transactional: bool = True,
+    ) -> None:
+        super().__init__(message, hint=hint)
+        self.path = path
+        self.line = line
+        self.column = column
+        self.statement_number = statement_number
+        self.statements_done = statements_done
+        self.sqlstate = sqlstate
+        self.detail = detail
+        self.source_line = source_line
+        self.transactional = transactional
+
+    @property
+    def location(self) -> str:
+        """Return ``FILE:LINE:COLUMN`` of the failing statement."""
+        return f"{self.path}:{self.line}:{self.column}"
+
+
+class ConnectError(SchemactlError):
+    """The server cannot be reached or refuses the login."""
+
+    exit_code = EXIT_UNAVAILABLE
+
+
+class LockTimeout(SchemactlError):
+    """Another runner held the advisory lock for longer than --lock-timeout."""
+
+    exit_code = EXIT_UNAVAILABLE
