@@ -1,0 +1,30 @@
+# Two commands on a fresh machine: `make demo` and `make test`.
+# Both create .venv and make sure a PostgreSQL server is reachable first.
+VENV := .venv
+STAMP := $(VENV)/.installed-stamp
+
+.PHONY: demo test lint format venv clean
+
+$(STAMP): pyproject.toml scripts/bootstrap-venv.sh
+	scripts/bootstrap-venv.sh $(VENV)
+	touch $(STAMP)
+
+venv: $(STAMP)
+
+demo: venv
+	scripts/demo.sh
+
+lint: venv
+	$(VENV)/bin/ruff format --check src tests
+	$(VENV)/bin/ruff check src tests
+	$(VENV)/bin/mypy
+
+test: lint
+	DATABASE_URL="$$(scripts/ensure-postgres.sh)" $(VENV)/bin/pytest
+
+format: venv
+	$(VENV)/bin/ruff format src tests
+	$(VENV)/bin/ruff check --fix src tests
+
+clean:
+	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache .hypothesis

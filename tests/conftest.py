@@ -1,0 +1,124 @@
+"""Shared fixtures: migration directories, a fresh database per test, the CLI.
+
+Database fixtures need a running server: DATABASE_URL names it (the Makefile sets it
+from scripts/ensure-postgres.sh); without it, the script is run here. A missing
+server fails the tests loudly; they never skip.
+"""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import uuid
+from collections.abc import Iterator, Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import psycopg
+import pytest
+from click.testing import CliRunner, Result
+from psycopg.conninfo import conninfo_to_dict, make_conninfo
+from pytest_postgresql.janitor import DatabaseJanitor
+
+from schemactl.cli import cli
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+@dataclass
+class MigrationDir:
+    """A temporary migrations directory that tests fill with files."""
+
+    path: Path
+
+    def write(self, files: Mapping[str, str | bytes]) -> MigrationDir:
+        for name, content in files.items():
+            data = content.encode() if isinstance(content, str) else content
+            (self.path / name).write_bytes(data)
+        return self
+
+    def remove(self, name: str) -> None:
+        (self.path / name).unlink()
+
+
+@pytest.fixture
+def sql_dir(tmp_path: Path) -> MigrationDir:
+    directory = tmp_path / "sql"
+    directory.mkdir()
+    return MigrationDir(directory)
+
+
+@pytest.fixture(scope="session")
+def server_conninfo() -> dict[str, Any]:
+    url = os.environ.get("DATABASE_URL")
+    if not url:
+        url = subprocess.run(
+            [str(ROOT / "scripts" / "ensure-postgres.sh")],
+            check=True,
+            capture_output=True,
+            text=True,
+        ).stdout.strip()
+    return conninfo_to_dict(url)
+
+
+@pytest.fixture
+def database_url(server_conninfo: dict[str, Any]) -> Iterator[str]:
+    """A URL for a fresh, empty database, dropped after the test."""
+    dbname = f"schemactl_test_{uuid.uuid4().hex[:12]}"
+    janitor = DatabaseJanitor(
+        user=server_conninfo.get("user", "postgres"),
+        host=server_conninfo.get("host", "127.0.0.1"),
+        port=server_conninfo.get("port", 5432),
+        password=server_conninfo.get("password"),
+        dbname=dbname,
+    )
+    with janitor:
+        yield make_conninfo(
+            "",
+            **{k: v for k, v in server_conninfo.items() if k != "dbname"},
+            dbname=dbname,
+        )
+
+
+@pytest.fixture
+def db(database_url: str) -> Iterator[psycopg.Connection[Any]]:
+    """An autocommit connection to the test database, for assertions."""
+    with psycopg.connect(database_url, autocommit=True) as conn:
+        yield conn
+
+
+@pytest.fixture
+def run_cli(database_url: str, sql_dir: MigrationDir) -> Any:
+    """Invoke the CLI in-process against the test database and directory."""
+
+    def invoke(*args: str, env: Mapping[str, str] | None = None) -> Result:
+        runner = CliRunner()
+        full_env = {
+            "DATABASE_URL": database_url,
+            "SCHEMACTL_DIR": str(sql_dir.path),
+            **(env or {}),
+        }
+        return runner.invoke(cli, list(args), env=full_env, catch_exceptions=False)
+
+    return invoke
+
+
+def run_subprocess(
+    *args: str, database_url: str, sql_dir: MigrationDir, timeout: float = 60
+) -> subprocess.CompletedProcess[str]:
+    """Run ``python -m schemactl`` as a separate process (real exit codes, pipes)."""
+    env = {
+        **os.environ,
+        "DATABASE_URL": database_url,
+        "SCHEMACTL_DIR": str(sql_dir.path),
+    }
+    return subprocess.run(
+        [sys.executable, "-m", "schemactl", *args],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        check=False,
+    )

@@ -1,0 +1,140 @@
+"""Applying one migration: atomicity with its history row, error locations."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from schemactl import db as schemactl_db
+from schemactl.config import parse_table_name
+from schemactl.core.discovery import parse_source
+from schemactl.core.model import MigrationFile
+from schemactl.errors import MigrationFailed
+
+TABLE = parse_table_name("schema_migrations")
+
+
+def apply(conn, text: str, version: int = 1, name: str = "m") -> int:
+    path = Path(f"sql/{version:03}_{name}.sql")
+    source = parse_source(text.encode(), path)
+    migration = MigrationFile(
+        version, name, path, source.checksum, no_transaction=source.no_transaction
+    )
+    schemactl_db.ensure_history_table(conn, TABLE)
+    return schemactl_db.apply_migration(conn, TABLE, migration, source)
+
+
+def history(conn):
+    return conn.execute(
+        "SELECT version, name, success FROM schema_migrations ORDER BY version"
+    ).fetchall()
+
+
+def test_statements_and_history_row_commit_together(db):
+    apply(db, "CREATE TABLE t (id int);\nINSERT INTO t VALUES (1);\n")
+    assert db.execute("SELECT count(*) FROM t").fetchone() == (1,)
+    assert history(db) == [(1, "m", True)]
+
+
+def test_failing_third_statement_leaves_nothing_of_the_file(db):
+    text = "CREATE TABLE t (id int);\nINSERT INTO t VALUES (1);\nINSERT INTO t VALUES (1/0);\n"
+    with pytest.raises(MigrationFailed) as caught:
+        apply(db, text)
+    error = caught.value
+    assert db.execute("SELECT to_regclass('t')").fetchone() == (None,)
+    assert history(db) == []
+    assert (error.line, error.column, error.statement_number) == (3, 1, 3)
+    assert error.sqlstate == "22012"
+    assert error.source_line == "INSERT INTO t VALUES (1/0);"
+
+
+def test_syntax_error_position_maps_into_the_file(db):
+    text = (
+        "-- header\nCREATE TABLE t (id int);\n\nSELECT id\n  FROM t\n  WHER id = 1;\n"
+    )
+    with pytest.raises(MigrationFailed) as caught:
+        apply(db, text)
+    error = caught.value
+    assert (str(error.path), error.line, error.column) == ("sql/001_m.sql", 6, 8)
+    assert error.sqlstate == "42601"
+    assert error.source_line == "  WHER id = 1;"
+
+
+def test_runtime_error_without_position_names_the_statement_start(db):
+    text = (
+        "CREATE TABLE t (id int PRIMARY KEY);\n"
+        "INSERT INTO t VALUES (1);\n"
+        "  INSERT INTO t\n  VALUES (1);\n"
+    )
+    with pytest.raises(MigrationFailed) as caught:
+        apply(db, text)
+    error = caught.value
+    assert (error.line, error.column) == (3, 3)
+    assert error.sqlstate == "23505"
+    assert error.detail is not None
+    assert "Key (id)=(1) already exists." in error.detail
+
+
+def test_error_position_after_multibyte_characters(db):
+    text = "SELECT 'héllo wörld', nope_column;"
+    with pytest.raises(MigrationFailed) as caught:
+        apply(db, text)
+    assert caught.value.column == text.index("nope_column") + 1
+
+
+def test_hint_is_kept(db):
+    with pytest.raises(MigrationFailed) as caught:
+        apply(db, "SELECT lenght('x');")
+    assert caught.value.hint is not None
+
+
+def test_copy_from_stdin_loads_its_data(db):
+    apply(
+        db,
+        "CREATE TABLE t (id int, label text);\nCOPY t FROM stdin;\n1\tit's; here\n2\t\\N\n\\.\nSELECT 1;\n",
+    )
+    assert db.execute("SELECT id, label FROM t ORDER BY id").fetchall() == [
+        (1, "it's; here"),
+        (2, None),
+    ]
+
+
+def test_percent_signs_are_not_parameters(db):
+    apply(db, "CREATE TABLE t (s text);\nINSERT INTO t VALUES ('100%s %d %%');\n")
+    assert db.execute("SELECT s FROM t").fetchone() == ("100%s %d %%",)
+
+
+def test_session_settings_do_not_leak_into_the_next_migration(db):
+    db.execute("CREATE SCHEMA other")
+    apply(db, "SET search_path TO other;\nCREATE TABLE a (id int);\n", version=1)
+    apply(db, "CREATE TABLE b (id int);\n", version=2)
+    assert db.execute("SELECT to_regclass('other.a') IS NOT NULL").fetchone() == (True,)
+    assert db.execute("SELECT to_regclass('public.b') IS NOT NULL").fetchone() == (
+        True,
+    )
+
+
+def test_no_transaction_file_runs_concurrent_index(db):
+    db.execute("CREATE TABLE t (id int)")
+    apply(
+        db, "-- schemactl:no-transaction\nCREATE INDEX CONCURRENTLY t_id ON t (id);\n"
+    )
+    assert db.execute("SELECT to_regclass('t_id') IS NOT NULL").fetchone() == (True,)
+    assert history(db) == [(1, "m", True)]
+
+
+def test_no_transaction_failure_keeps_earlier_statements_and_a_failed_row(db):
+    text = (
+        "-- schemactl:no-transaction\n"
+        "CREATE TABLE t (id int);\n"
+        "CREATE INDEX CONCURRENTLY t_id ON t (id);\n"
+        "CREATE INDEX CONCURRENTLY t_bad ON t (nope);\n"
+    )
+    with pytest.raises(MigrationFailed) as caught:
+        apply(db, text)
+    error = caught.value
+    assert not error.transactional
+    assert (error.statement_number, error.statements_done, error.line) == (3, 2, 4)
+    assert db.execute("SELECT to_regclass('t_id') IS NOT NULL").fetchone() == (True,)
+    assert history(db) == [(1, "m", False)]

@@ -1,0 +1,56 @@
+"""The core stays pure: it never imports the database, the CLI or rendering."""
+
+from __future__ import annotations
+
+import ast
+from pathlib import Path
+
+import pytest
+
+SRC = Path(__file__).resolve().parents[2] / "src" / "schemactl"
+FORBIDDEN_IN_CORE = (
+    "psycopg",
+    "click",
+    "rich",
+    "schemactl.db",
+    "schemactl.cli",
+    "schemactl.runner",
+    "schemactl.render",
+)
+FORBIDDEN_OUTSIDE_RENDER_AND_CLI = ("rich", "click")
+
+
+def imported_modules(path: Path) -> set[str]:
+    tree = ast.parse(path.read_text())
+    names: set[str] = set()
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Import):
+            names.update(alias.name for alias in node.names)
+        elif isinstance(node, ast.ImportFrom) and node.module:
+            names.add(node.module)
+    return names
+
+
+def offending(path: Path, forbidden: tuple[str, ...]) -> set[str]:
+    return {
+        name
+        for name in imported_modules(path)
+        if any(name == f or name.startswith(f + ".") for f in forbidden)
+    }
+
+
+@pytest.mark.parametrize(
+    "path", sorted((SRC / "core").glob("*.py")), ids=lambda p: p.name
+)
+def test_core_is_pure(path):
+    assert offending(path, FORBIDDEN_IN_CORE) == set()
+
+
+@pytest.mark.parametrize("name", ["errors.py", "config.py", "db.py", "runner.py"])
+def test_only_cli_and_render_touch_the_terminal(name):
+    assert offending(SRC / name, FORBIDDEN_OUTSIDE_RENDER_AND_CLI) == set()
+
+
+def test_db_is_the_only_psycopg_user():
+    users = {p.name for p in SRC.rglob("*.py") if offending(p, ("psycopg",))}
+    assert users == {"db.py"}
