@@ -26,12 +26,17 @@ from schemactl.config import (
     password_of,
     redact,
 )
-from schemactl.errors import SchemactlError
+from schemactl.core.planning import RepairPlan
+from schemactl.errors import SchemactlError, UsageError
 from schemactl.render import (
     MigrateProgress,
     make_console,
+    render_baseline,
     render_error,
     render_migrate,
+    render_repair,
+    render_repair_plan,
+    render_rollback,
     render_status,
     render_verify,
     status_json,
@@ -257,6 +262,154 @@ def verify(
     else:
         render_verify(report, make_console())
     ctx.exit(report.exit_code)
+
+
+@cli.command()
+@shared_options(with_env=False)
+@lock_timeout_option
+@click.option(
+    "--steps",
+    type=click.IntRange(min=1),
+    help="Revert the newest N migrations [default: 1].",
+)
+@click.option(
+    "--to", "target", type=int, metavar="V", help="Revert every version above V."
+)
+@click.pass_context
+def rollback(
+    ctx: click.Context,
+    /,
+    steps: int | None,
+    target: int | None,
+    lock_timeout: float,
+    **local: Any,
+) -> None:
+    """Revert applied migrations with their down files, newest first.
+
+    Each down file and the removal of its history row commit together. Refuses,
+    naming the file, when a down file is missing; nothing runs then.
+
+    \b
+    Examples:
+      schemactl rollback               # the newest migration
+      schemactl rollback --steps 3
+      schemactl rollback --to 1        # everything above version 1
+    """
+    if steps is not None and target is not None:
+        raise UsageError("use --steps or --to, not both")
+    settings = build_settings(ctx, lock_timeout, **local)
+    out, err = make_console(), make_console(stderr=True)
+    progress = MigrateProgress(out, err)
+    try:
+        done = runner.rollback(settings, steps=steps, target=target, observer=progress)
+    finally:
+        progress.close()
+    render_rollback(done, out)
+
+
+@cli.command()
+@shared_options(with_env=False)
+@lock_timeout_option
+@click.option(
+    "--version",
+    "version",
+    type=int,
+    required=True,
+    metavar="V",
+    help="Record every file up to V as applied.",
+)
+@click.pass_context
+def baseline(
+    ctx: click.Context, /, version: int, lock_timeout: float, **local: Any
+) -> None:
+    """Record files up to a version as applied without running them.
+
+    For a database built another way (e.g. with psql -f). Refuses when the
+    history is not empty.
+
+    \b
+    Example:
+      schemactl baseline --version 2
+    """
+    recorded = runner.baseline(
+        build_settings(ctx, lock_timeout, **local), version=version
+    )
+    render_baseline(recorded, make_console())
+
+
+@cli.command()
+@shared_options(with_env=False)
+@lock_timeout_option
+@click.option(
+    "--yes", is_flag=True, help="Apply without asking (needed off a terminal)."
+)
+@click.pass_context
+def repair(ctx: click.Context, /, yes: bool, lock_timeout: float, **local: Any) -> None:
+    """Realign stored checksums with the files and delete failed rows.
+
+    Shows exactly what it will change first, then asks; --yes skips the question
+    and is required when stdin is not a terminal.
+
+    \b
+    Example:
+      schemactl repair --yes
+    """
+    out = make_console()
+
+    def confirm(plan: RepairPlan) -> bool:
+        render_repair_plan(plan, out)
+        if yes:
+            return True
+        if not sys.stdin.isatty():
+            raise UsageError("repair changes the history: pass --yes to confirm")
+        return click.confirm("apply these changes?", default=False)
+
+    result = runner.repair(build_settings(ctx, lock_timeout, **local), confirm=confirm)
+    render_repair(result, out)
+
+
+@cli.command()
+@shared_options(with_env=False)
+@click.argument("name")
+@click.option(
+    "--down", "with_down", is_flag=True, help="Also create the .down.sql file."
+)
+@click.pass_context
+def new(ctx: click.Context, /, name: str, with_down: bool, **local: Any) -> None:
+    """Create the next migration file. No database needed.
+
+    The version is the highest one plus 1, zero-padded like the existing files
+    (at least 3 digits); characters outside [A-Za-z0-9_] in NAME become _.
+
+    \b
+    Examples:
+      schemactl new add_users            # sql/003_add_users.sql
+      schemactl new "add index" --down   # and sql/004_add_index.down.sql
+    """
+    settings = build_settings(ctx, **local)
+    out = make_console()
+    for path in runner.new_migration(settings.directory, name, with_down=with_down):
+        out.print(f"created {path}")
+
+
+@cli.command("sql")
+@shared_options(with_env=False)
+@click.option("--to", "target", type=int, metavar="V", help="Stop after version V.")
+@click.pass_context
+def sql_command(ctx: click.Context, /, target: int | None, **local: Any) -> None:
+    """Print a psql script that does what migrate would (the psql -f fallback).
+
+    The script creates the history table if needed and applies each migration
+    not yet in it, with its history row, guarded so a second run applies
+    nothing. No database needed to generate it.
+
+    \b
+    Example:
+      schemactl sql > migrate.sql
+      psql -v ON_ERROR_STOP=1 -f migrate.sql "$DATABASE_URL"
+    """
+    for chunk in runner.sql_script(build_settings(ctx, **local), target=target):
+        click.echo(chunk, nl=False)
 
 
 def main() -> None:

@@ -21,6 +21,7 @@ from psycopg.rows import dict_row
 
 from schemactl.config import APPLICATION_NAME, Settings, TableName, mask_url, redact
 from schemactl.core.discovery import ParsedSource
+from schemactl.core.history import HISTORY_TABLE_DDL
 from schemactl.core.model import HistoryRow, MigrationFile
 from schemactl.core.splitting import Statement, line_at, position_to_line_column
 from schemactl.errors import ConnectError, LockTimeout, MigrationFailed, SchemactlError
@@ -192,17 +193,7 @@ def ensure_history_table(conn: Connection, table: TableName) -> None:
 
 def history_table_ddl(table: TableName) -> sql.Composed:
     """Return the idempotent CREATE TABLE of the history table."""
-    return sql.SQL(
-        """CREATE TABLE IF NOT EXISTS {} (
-    version bigint PRIMARY KEY,
-    name text NOT NULL,
-    checksum text NOT NULL,
-    applied_at timestamptz NOT NULL DEFAULT now(),
-    applied_by text NOT NULL DEFAULT current_user,
-    execution_ms integer NOT NULL,
-    success boolean NOT NULL DEFAULT true
-)"""
-    ).format(_table_sql(table))
+    return sql.SQL(HISTORY_TABLE_DDL).format(_table_sql(table))
 
 
 def read_history(conn: Connection, table: TableName) -> list[HistoryRow]:
@@ -336,3 +327,67 @@ def _migration_failed(
         source_line=line_at(source.text, line),
         transactional=transactional,
     )
+
+
+def revert_migration(
+    conn: Connection,
+    table: TableName,
+    migration: MigrationFile,
+    down_path: Path,
+    source: ParsedSource,
+) -> int:
+    """Run a down file and delete the migration's history row; return milliseconds.
+
+    A transactional down file and the row's removal commit together. A
+    no-transaction down file first marks the row failed, so a failure part-way
+    leaves it visible until `repair`.
+
+    Raises:
+        MigrationFailed: naming FILE:LINE:COLUMN in the down file.
+    """
+    started = time.perf_counter()
+    delete = sql.SQL("DELETE FROM {} WHERE version = %s").format(_table_sql(table))
+    if source.no_transaction:
+        conn.execute(
+            sql.SQL("UPDATE {} SET success = false WHERE version = %s").format(
+                _table_sql(table)
+            ),
+            (migration.version,),
+        )
+        _run_statements(conn, down_path, source, transactional=False)
+        conn.execute(delete, (migration.version,))
+    else:
+        with conn.transaction():
+            _run_statements(conn, down_path, source, transactional=True)
+            conn.execute(delete, (migration.version,))
+    conn.execute("RESET ALL")
+    return _elapsed_ms(started)
+
+
+def record_baseline(
+    conn: Connection, table: TableName, migrations: list[MigrationFile]
+) -> None:
+    """Record migrations as applied without running them, all in one transaction."""
+    with conn.transaction():
+        for migration in migrations:
+            _insert_history(conn, table, migration, execution_ms=0, success=True)
+
+
+def realign_checksums(
+    conn: Connection,
+    table: TableName,
+    realign: list[MigrationFile],
+    delete_versions: list[int],
+) -> None:
+    """Store the files' checksums and names, and delete failed rows, atomically."""
+    update = sql.SQL(
+        "UPDATE {} SET checksum = %s, name = %s WHERE version = %s"
+    ).format(_table_sql(table))
+    delete = sql.SQL("DELETE FROM {} WHERE version = %s").format(_table_sql(table))
+    with conn.transaction():
+        for migration in realign:
+            conn.execute(
+                update, (migration.checksum, migration.name, migration.version)
+            )
+        for version in delete_versions:
+            conn.execute(delete, (version,))

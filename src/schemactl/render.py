@@ -16,13 +16,21 @@ from rich.table import Table
 
 from schemactl import db
 from schemactl.core.model import MigrationFile, StatusEntry
+from schemactl.core.planning import RepairPlan, RollbackStep
 from schemactl.errors import (
     DriftError,
     MigrationDirError,
     MigrationFailed,
     SchemactlError,
 )
-from schemactl.runner import MigrateObserver, MigrateResult, StatusReport, VerifyReport
+from schemactl.runner import (
+    MigrateObserver,
+    MigrateResult,
+    RepairResult,
+    RolledBack,
+    StatusReport,
+    VerifyReport,
+)
 
 
 def make_console(*, stderr: bool = False) -> Console:
@@ -66,6 +74,23 @@ class MigrateProgress(MigrateObserver):
 
     def migration_applied(self, migration: MigrationFile, execution_ms: int) -> None:
         self._out.print(f"applied {migration.label} ({execution_ms} ms)")
+
+    def rollback_started(self, step: RollbackStep, index: int, total: int) -> None:
+        self._show_spinner(f"reverting {step.migration.label} ({index}/{total})")
+
+    def migration_reverted(self, step: RollbackStep, execution_ms: int) -> None:
+        label, down = step.migration.label, step.down_path.name
+        self._out.print(f"reverted {label} with {down} ({execution_ms} ms)")
+
+    def _show_spinner(self, message: str) -> None:
+        """Show a spinner on a terminal only; piped output stays plain lines."""
+        if not self._err.is_terminal:
+            return
+        if self._status is None:
+            self._status = self._err.status(message)
+            self._status.start()
+        else:
+            self._status.update(message)
 
     def close(self) -> None:
         """Stop the spinner, if any; call before printing a summary or an error."""
@@ -244,3 +269,68 @@ def _describe_done(done: int) -> str:
     if done == 1:
         return "statement 1 of it ran and stays applied"
     return f"statements 1-{done} of it ran and stay applied"
+
+
+def render_rollback(done: list[RolledBack], out: Console) -> None:
+    """Print the rollback summary."""
+    if not done:
+        out.print("nothing to roll back")
+        return
+    count = len(done)
+    total_ms = sum(r.execution_ms for r in done)
+    out.print(f"rolled back {count} {_plural(count, 'migration')} in {total_ms} ms")
+
+
+def render_baseline(recorded: list[MigrationFile], out: Console) -> None:
+    """Print what baseline recorded."""
+    for migration in recorded:
+        out.print(f"recorded {migration.label} as applied (not run)")
+    count = len(recorded)
+    out.print(
+        f"baselined {count} {_plural(count, 'migration')} "
+        f"(database at version {recorded[-1].version})"
+    )
+
+
+def describe_repair_plan(plan: RepairPlan) -> list[str]:
+    """Return one line per change repair will make, and per row it leaves alone."""
+    lines = []
+    for entry in plan.realign:
+        assert entry.file is not None
+        assert entry.row is not None
+        lines.append(
+            f"store the checksum of {entry.file.path} for version {entry.version}: "
+            f"{entry.row.checksum[:12]} -> {entry.file.checksum[:12]}"
+        )
+    for entry in plan.delete_failed:
+        lines.append(
+            f"delete the failed row of version {entry.version} ({entry.name}); "
+            "migrate will run the file again"
+        )
+    for entry in plan.left_missing:
+        lines.append(
+            f"leave version {entry.version} ({entry.name}) as is: its file is "
+            "missing; restore it, or delete the row yourself"
+        )
+    return lines
+
+
+def render_repair_plan(plan: RepairPlan, out: Console) -> None:
+    """Print exactly what repair will change."""
+    if plan.is_empty:
+        return
+    out.print("repair will:")
+    for line in describe_repair_plan(plan):
+        out.print(f"  {line}")
+
+
+def render_repair(result: RepairResult, out: Console) -> None:
+    """Print the outcome of repair."""
+    if result.plan.is_empty:
+        for line in describe_repair_plan(result.plan):
+            out.print(line)
+        out.print("nothing to repair")
+    elif result.applied:
+        out.print("history repaired")
+    else:
+        out.print("repair cancelled; nothing changed")

@@ -1,4 +1,5 @@
-"""The use cases behind the commands: migrate, status, verify.
+"""The use cases behind the commands: migrate, status, verify, rollback, baseline,
+repair, new and sql.
 
 Each returns a result object and reports progress through an observer; nothing here
 prints. Imports the core and db, never click or rich.
@@ -6,23 +7,34 @@ prints. Imports the core and db, never click or rich.
 
 from __future__ import annotations
 
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
+from pathlib import Path
 
-from schemactl import db
+from schemactl import __version__, db
 from schemactl.config import Settings
 from schemactl.core.discovery import (
     ParsedSource,
     discover_migrations,
+    list_file_names,
     parse_source,
     read_source,
 )
 from schemactl.core.model import MigrationFile, StatusEntry
 from schemactl.core.planning import (
+    RepairPlan,
+    RollbackStep,
     build_status,
     find_drift,
     find_pending,
+    plan_baseline,
     plan_migrate,
+    plan_repair,
+    plan_rollback,
 )
+from schemactl.core.scaffold import create_migration_files, plan_new_files
+from schemactl.core.script import render_script
+from schemactl.core.splitting import position_to_line_column
 from schemactl.errors import EXIT_FAILED, EXIT_OK, MigrationDirError
 
 
@@ -39,6 +51,12 @@ class MigrateObserver:
 
     def migration_applied(self, migration: MigrationFile, execution_ms: int) -> None:
         """A migration and its history row are committed."""
+
+    def rollback_started(self, step: RollbackStep, index: int, total: int) -> None:
+        """A down file is about to run (index is 1-based)."""
+
+    def migration_reverted(self, step: RollbackStep, execution_ms: int) -> None:
+        """A down file ran and the history row is gone, committed together."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -92,6 +110,15 @@ class VerifyReport:
     def exit_code(self) -> int:
         """Return 0 when ok, else 1 (drift, or pending under --strict)."""
         return EXIT_OK if self.ok else EXIT_FAILED
+
+
+def load_down_source(step: RollbackStep) -> ParsedSource:
+    """Read and check a down file just before it runs.
+
+    Raises:
+        MigrationDirError: when the down file breaks a rule.
+    """
+    return parse_source(read_source(step.down_path), step.down_path)
 
 
 def load_source(migration: MigrationFile) -> ParsedSource:
@@ -201,3 +228,159 @@ def verify(
         drift=find_drift(report.entries, allow_out_of_order=allow_out_of_order),
         pending=find_pending(report.entries),
     )
+
+
+@dataclass(frozen=True, slots=True)
+class RolledBack:
+    """A migration rollback reverted, with how long its down file ran."""
+
+    step: RollbackStep
+    execution_ms: int
+
+
+def rollback(
+    settings: Settings,
+    *,
+    steps: int | None = None,
+    target: int | None = None,
+    observer: MigrateObserver | None = None,
+) -> list[RolledBack]:
+    """Run down files newest first, each with its history row removal.
+
+    Raises:
+        MigrationDirError: for an invalid directory or a missing down file (before
+            anything runs).
+        DriftError: when drift exists; nothing is rolled back.
+        MigrationFailed: when a down file fails; earlier reverts stay done.
+    """
+    observer = observer or MigrateObserver()
+    files = discover_migrations(settings.directory)
+    with (
+        db.connect(settings) as conn,
+        db.advisory_lock(
+            conn,
+            settings.table,
+            timeout=settings.lock_timeout,
+            on_wait=observer.lock_waiting,
+        ),
+    ):
+        rows = db.read_history(conn, settings.table)
+        plan = plan_rollback(files, rows, steps=steps, target=target)
+        done = []
+        for index, step in enumerate(plan, start=1):
+            observer.rollback_started(step, index, len(plan))
+            source = load_down_source(step)
+            execution_ms = db.revert_migration(
+                conn, settings.table, step.migration, step.down_path, source
+            )
+            observer.migration_reverted(step, execution_ms)
+            done.append(RolledBack(step, execution_ms))
+    return done
+
+
+def baseline(settings: Settings, *, version: int) -> list[MigrationFile]:
+    """Record every file up to version as applied without running it.
+
+    Raises:
+        SchemactlError: when the history is not empty or no file qualifies.
+    """
+    files = discover_migrations(settings.directory)
+    with (
+        db.connect(settings) as conn,
+        db.advisory_lock(conn, settings.table, timeout=settings.lock_timeout),
+    ):
+        db.ensure_history_table(conn, settings.table)
+        chosen = plan_baseline(
+            files, db.read_history(conn, settings.table), version=version
+        )
+        db.record_baseline(conn, settings.table, chosen)
+    return chosen
+
+
+@dataclass(frozen=True, slots=True)
+class RepairResult:
+    """What repair found and whether it changed the history."""
+
+    plan: RepairPlan
+    applied: bool
+
+
+def repair(
+    settings: Settings, *, confirm: Callable[[RepairPlan], bool]
+) -> RepairResult:
+    """Realign checksums and delete failed rows, once confirm approves the plan.
+
+    The plan is made and applied under the advisory lock, so what confirm was
+    shown is exactly what changes.
+    """
+    files = discover_migrations(settings.directory)
+    with (
+        db.connect(settings) as conn,
+        db.advisory_lock(conn, settings.table, timeout=settings.lock_timeout),
+    ):
+        plan = plan_repair(files, db.read_history(conn, settings.table))
+        if plan.is_empty or not confirm(plan):
+            return RepairResult(plan, applied=False)
+        db.realign_checksums(
+            conn,
+            settings.table,
+            [e.file for e in plan.realign if e.file is not None],
+            [e.version for e in plan.delete_failed],
+        )
+    return RepairResult(plan, applied=True)
+
+
+def new_migration(directory: Path, name: str, *, with_down: bool = False) -> list[Path]:
+    """Create the next migration file (and its down file). No database needed.
+
+    Raises:
+        MigrationDirError: when an existing file name is invalid.
+        UsageError: when the name is unusable.
+    """
+    existing = list_file_names(directory) if directory.exists() else []
+    return create_migration_files(
+        directory, plan_new_files(existing, name, with_down=with_down)
+    )
+
+
+def sql_script(settings: Settings, *, target: int | None = None) -> Iterator[str]:
+    """Yield the psql script that applies every migration up to target. Offline.
+
+    Every file is checked before the first line is produced, so an error never
+    leaves half a script on stdout.
+
+    Raises:
+        MigrationDirError: for an invalid migrations directory, or a file with
+            ``COPY ... FROM stdin`` data (psql cannot skip inline data inside an
+            ``\\if`` branch, so the guard that makes the script re-runnable breaks).
+    """
+    files = [
+        f
+        for f in discover_migrations(settings.directory)
+        if target is None or f.version <= target
+    ]
+    for migration in files:
+        _refuse_inline_copy(migration, load_source(migration))
+
+    def sources() -> Iterator[tuple[MigrationFile, str]]:
+        for migration in files:
+            yield migration, load_source(migration).text
+
+    return render_script(
+        settings.table.schema, settings.table.name, sources(), version=__version__
+    )
+
+
+def _refuse_inline_copy(migration: MigrationFile, source: ParsedSource) -> None:
+    for statement in source.statements:
+        if statement.is_copy_from_stdin:
+            line, column = position_to_line_column(source.text, statement.offset)
+            raise MigrationDirError(
+                "COPY ... FROM stdin data cannot go into the psql script: psql "
+                "reads inline data even where the script skips an applied file",
+                path=migration.path,
+                line=line,
+                column=column,
+                hint=f"apply this file with `schemactl migrate` or "
+                f"`psql -v ON_ERROR_STOP=1 -f {migration.path}`",
+            )

@@ -29,7 +29,8 @@ def test_a_bom_in_the_middle_is_kept():
 
 
 lines = st.lists(
-    st.text(alphabet=st.characters(exclude_characters="\r\n")), max_size=20
+    st.text(alphabet=st.characters(codec="utf-8", exclude_characters="\r\n")),
+    max_size=20,
 )
 
 

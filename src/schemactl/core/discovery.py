@@ -204,6 +204,19 @@ def build_migration(
     )
 
 
+def list_file_names(directory: Path) -> list[FileName]:
+    """Return the parsed names of the migration files in directory (no contents).
+
+    Raises:
+        MigrationDirError: for a missing directory or an invalid name.
+    """
+    if not directory.is_dir():
+        raise MigrationDirError(f"migrations directory not found: {directory}")
+    names = [entry.name for entry in directory.iterdir() if entry.is_file()]
+    pairs = pair_file_names(names, directory)
+    return [up for up, _ in pairs] + [down for _, down in pairs if down is not None]
+
+
 def discover_migrations(directory: Path) -> list[MigrationFile]:
     """Read and validate every migration file in directory, in version order.
 

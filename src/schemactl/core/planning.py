@@ -7,9 +7,10 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
+from pathlib import Path
 
 from schemactl.core.model import HistoryRow, MigrationFile, State, StatusEntry
-from schemactl.errors import DriftError
+from schemactl.errors import DriftError, MigrationDirError, SchemactlError
 
 
 def build_status(
@@ -93,3 +94,101 @@ def plan_migrate(
         if entry.file is not None and (target is None or entry.version <= target)
     ]
     return MigratePlan(to_apply=to_apply, target=target)
+
+
+@dataclass(frozen=True, slots=True)
+class RollbackStep:
+    """One applied migration to revert with its down file."""
+
+    migration: MigrationFile
+    down_path: Path
+
+
+def plan_rollback(
+    files: Sequence[MigrationFile],
+    rows: Sequence[HistoryRow],
+    *,
+    steps: int | None = None,
+    target: int | None = None,
+) -> list[RollbackStep]:
+    """Return the applied migrations to revert, newest first.
+
+    With target, every applied version above it; otherwise the newest `steps`
+    (default 1).
+
+    Raises:
+        DriftError: when applied history shows drift (repair first).
+        MigrationDirError: naming the first up file whose down file is missing.
+    """
+    entries = build_status(files, rows)
+    drift = find_drift(entries, allow_out_of_order=True)
+    if drift:
+        raise DriftError(drift)
+    applied = [e.file for e in reversed(entries) if e.row is not None and e.file]
+    if target is not None:
+        chosen = [m for m in applied if m.version > target]
+    else:
+        chosen = applied[: 1 if steps is None else steps]
+    plan = []
+    for migration in chosen:
+        if migration.down_path is None:
+            down_name = f"{migration.path.stem}.down.sql"
+            raise MigrationDirError(
+                f"cannot roll back version {migration.version}: down file "
+                f"{down_name} is missing; nothing was rolled back",
+                path=migration.path,
+            )
+        plan.append(RollbackStep(migration, migration.down_path))
+    return plan
+
+
+def plan_baseline(
+    files: Sequence[MigrationFile], rows: Sequence[HistoryRow], *, version: int
+) -> list[MigrationFile]:
+    """Return the files to record as applied without running them (all up to version).
+
+    Raises:
+        SchemactlError: when the history is not empty or no file is at or below
+            version.
+    """
+    if rows:
+        raise SchemactlError(
+            f"refusing to baseline: the history already has {len(rows)} "
+            f"{'row' if len(rows) == 1 else 'rows'}",
+            hint="baseline is for a database built without schemactl "
+            "(e.g. with psql -f); use migrate on a database schemactl manages",
+        )
+    chosen = [f for f in files if f.version <= version]
+    if not chosen:
+        raise SchemactlError(f"no migration file at or below version {version}")
+    return chosen
+
+
+@dataclass(frozen=True, slots=True)
+class RepairPlan:
+    """What repair will change in the history table."""
+
+    realign: list[StatusEntry]
+    delete_failed: list[StatusEntry]
+    left_missing: list[StatusEntry]
+
+    @property
+    def is_empty(self) -> bool:
+        """Return True when there is nothing to change."""
+        return not self.realign and not self.delete_failed
+
+
+def plan_repair(
+    files: Sequence[MigrationFile], rows: Sequence[HistoryRow]
+) -> RepairPlan:
+    """Return the checksum realignments and failed-row deletions repair would make.
+
+    Rows whose file is missing are reported, not changed: restore the file, or
+    remove the row yourself if the migration really is gone.
+    """
+    entries = build_status(files, rows)
+    return RepairPlan(
+        realign=[e for e in entries if e.state is State.CHECKSUM_MISMATCH],
+        delete_failed=[e for e in entries if e.state is State.FAILED],
+        left_missing=[e for e in entries if e.state is State.MISSING_FILE],
+    )

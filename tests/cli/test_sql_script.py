@@ -1,0 +1,142 @@
+"""`schemactl sql` run with real psql leaves the same history and schema as migrate."""
+
+from __future__ import annotations
+
+import shutil
+import subprocess
+from pathlib import Path
+
+import psycopg
+import pytest
+from click.testing import CliRunner
+from psycopg.conninfo import conninfo_to_dict
+from pytest_postgresql.janitor import DatabaseJanitor
+
+from schemactl.cli import cli
+
+SHIPPED = Path(__file__).resolve().parents[2] / "sql"
+EXTRA = {
+    "003_seed.sql": "CREATE TABLE seed (id int, label text);\n"
+    "INSERT INTO seed VALUES (1, E'it\\'s; here'), (2, NULL);\n"
+    "CREATE FUNCTION seed_count() RETURNS bigint LANGUAGE sql\n"
+    "BEGIN ATOMIC SELECT count(*) FROM seed; END;\n"
+    "INSERT INTO seed VALUES (3, '100% :not_a_var')",
+    "004_index.sql": "-- schemactl:no-transaction\n"
+    "CREATE INDEX CONCURRENTLY seed_id ON seed (id);\n",
+}
+
+HISTORY = (
+    "SELECT version, name, checksum, applied_by, success "
+    "FROM schema_migrations ORDER BY version"
+)
+CATALOG = """
+SELECT 'column', c.table_schema || '.' || c.table_name || '.' || c.column_name
+       || ' ' || c.data_type || ' ' || c.is_nullable || ' ' || coalesce(c.column_default, '')
+FROM information_schema.columns c WHERE c.table_schema IN ('public', 'wai')
+UNION ALL
+SELECT 'index', schemaname || ' ' || indexdef FROM pg_indexes
+WHERE schemaname IN ('public', 'wai')
+UNION ALL
+SELECT 'constraint', conrelid::regclass || ' ' || conname || ' ' || pg_get_constraintdef(oid)
+FROM pg_constraint WHERE connamespace IN ('public'::regnamespace, 'wai'::regnamespace)
+UNION ALL
+SELECT 'data', string_agg(id || ':' || coalesce(label, 'NULL'), ',' ORDER BY id) FROM seed
+ORDER BY 1, 2
+"""
+
+
+@pytest.fixture
+def second_database(server_conninfo):
+    janitor = DatabaseJanitor(
+        user=server_conninfo.get("user", "postgres"),
+        host=server_conninfo.get("host", "127.0.0.1"),
+        port=server_conninfo.get("port", 5432),
+        password=server_conninfo.get("password"),
+        dbname="schemactl_test_psql_script",
+    )
+    with janitor:
+        params = {k: v for k, v in server_conninfo.items() if k != "dbname"}
+        yield psycopg.conninfo.make_conninfo("", **params, dbname=janitor.dbname)
+
+
+def run_psql(url: str, script: Path) -> subprocess.CompletedProcess[str]:
+    psql = shutil.which("psql")
+    assert psql, "psql is needed for the fallback test"
+    return subprocess.run(
+        [psql, "-X", "-q", "-v", "ON_ERROR_STOP=1", "-d", url, "-f", str(script)],
+        capture_output=True,
+        text=True,
+        check=False,
+        timeout=120,
+    )
+
+
+def test_psql_script_matches_migrate(sql_dir, database_url, second_database, tmp_path):
+    for path in SHIPPED.glob("*.sql"):
+        sql_dir.write({path.name: path.read_bytes()})
+    sql_dir.write(EXTRA)
+    runner = CliRunner()
+    migrated = runner.invoke(
+        cli, ["migrate", "-d", database_url, "--dir", str(sql_dir.path)]
+    )
+    assert migrated.exit_code == 0, migrated.output
+    generated = runner.invoke(cli, ["sql", "--dir", str(sql_dir.path)])
+    assert generated.exit_code == 0, generated.output
+    script = tmp_path / "migrate.sql"
+    script.write_text(generated.stdout)
+
+    first = run_psql(second_database, script)
+    assert first.returncode == 0, first.stderr
+    second = run_psql(second_database, script)
+    assert second.returncode == 0, second.stderr
+
+    with (
+        psycopg.connect(database_url) as by_migrate,
+        psycopg.connect(second_database) as by_psql,
+    ):
+        assert (
+            by_psql.execute(HISTORY).fetchall()
+            == by_migrate.execute(HISTORY).fetchall()
+        )
+        assert len(by_psql.execute(HISTORY).fetchall()) == 4
+        assert (
+            by_psql.execute(CATALOG).fetchall()
+            == by_migrate.execute(CATALOG).fetchall()
+        )
+
+
+def test_psql_script_stops_at_to(sql_dir, database_url):
+    sql_dir.write({"001_a.sql": "SELECT 1;", "002_b.sql": "SELECT 2;"})
+    result = CliRunner().invoke(cli, ["sql", "--to", "1", "--dir", str(sql_dir.path)])
+    assert "-- 001_a.sql" in result.stdout
+    assert "002_b" not in result.stdout
+
+
+def test_psql_script_honours_the_table_option(
+    sql_dir, second_database, tmp_path, server_conninfo
+):
+    sql_dir.write({"001_a.sql": "CREATE TABLE a (id int);"})
+    result = CliRunner().invoke(
+        cli, ["sql", "--table", "ops.history", "--dir", str(sql_dir.path)]
+    )
+    script = tmp_path / "s.sql"
+    script.write_text(result.stdout)
+    assert run_psql(second_database, script).returncode == 0
+    with psycopg.connect(second_database) as conn:
+        assert conn.execute("SELECT version, success FROM ops.history").fetchall() == [
+            (1, True)
+        ]
+    assert conninfo_to_dict(second_database)["dbname"] == "schemactl_test_psql_script"
+
+
+def test_psql_script_refuses_inline_copy_data(sql_dir):
+    sql_dir.write(
+        {"001_a.sql": "CREATE TABLE a (id int);\n\nCOPY a FROM stdin;\n1\n\\.\n"}
+    )
+    result = CliRunner().invoke(cli, ["sql", "--dir", str(sql_dir.path)])
+    assert result.exit_code == 2
+    assert result.stdout == ""
+    assert (
+        f"{sql_dir.path / '001_a.sql'}:3:1: error: COPY ... FROM stdin data"
+        in result.stderr
+    )

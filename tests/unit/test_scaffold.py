@@ -1,0 +1,73 @@
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from schemactl.core.discovery import parse_file_name
+from schemactl.core.scaffold import (
+    create_migration_files,
+    normalize_name,
+    plan_new_files,
+)
+from schemactl.errors import MigrationDirError, UsageError
+
+
+def names(*file_names: str):
+    return [parse_file_name(n, Path("sql")) for n in file_names]
+
+
+@pytest.mark.parametrize(
+    ("existing", "expected"),
+    [
+        ((), "001_add_users.sql"),
+        (("001_a.sql", "002_b.sql"), "003_add_users.sql"),
+        (("1_a.sql",), "002_add_users.sql"),
+        (("0007_a.sql",), "0008_add_users.sql"),
+        (("999_a.sql",), "1000_add_users.sql"),
+        (("20240101120000_a.sql",), "20240101120001_add_users.sql"),
+        (("003_a.sql", "003_a.down.sql"), "004_add_users.sql"),
+    ],
+    ids=[
+        "first file",
+        "next after two",
+        "at least three digits",
+        "keeps a wider padding",
+        "grows past the padding",
+        "timestamp versions",
+        "down files do not count",
+    ],
+)
+def test_next_file_name(existing, expected):
+    assert plan_new_files(names(*existing), "add_users").up_name == expected
+
+
+def test_down_file_name_matches():
+    files = plan_new_files(names("001_a.sql"), "b", with_down=True)
+    assert (files.up_name, files.down_name) == ("002_b.sql", "002_b.down.sql")
+
+
+@pytest.mark.parametrize(
+    ("raw", "name"),
+    [
+        ("add users", "add_users"),
+        ("add-users-table", "add_users_table"),
+        ("__x__", "x"),
+    ],
+)
+def test_names_are_normalised(raw, name):
+    assert normalize_name(raw) == name
+
+
+def test_unusable_name_is_a_usage_error():
+    with pytest.raises(UsageError):
+        normalize_name("---")
+
+
+def test_create_writes_header_and_never_overwrites(tmp_path):
+    files = plan_new_files([], "a", with_down=True)
+    up, down = create_migration_files(tmp_path / "sql", files)
+    assert up.read_text().startswith("-- 001_a: describe the change here.")
+    assert down.read_text().startswith("-- 001_a (down):")
+    with pytest.raises(MigrationDirError, match="cannot create file"):
+        create_migration_files(tmp_path / "sql", files)

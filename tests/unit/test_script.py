@@ -1,0 +1,60 @@
+"""The psql script: quoting, guards, transactions, terminators."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from schemactl.core.model import MigrationFile
+from schemactl.core.script import render_migration, render_script
+
+TX = MigrationFile(1, "one", Path("sql/001_one.sql"), "c1")
+NO_TX = MigrationFile(2, "idx", Path("sql/002_idx.sql"), "c2", no_transaction=True)
+
+
+def script(*items) -> str:
+    return "".join(render_script("public", "schema_migrations", items, version="9.9"))
+
+
+def test_header_stops_on_error_and_creates_the_table():
+    text = script()
+    assert "\\set ON_ERROR_STOP on\n" in text
+    assert 'CREATE TABLE IF NOT EXISTS "public"."schema_migrations" (' in text
+
+
+def test_transactional_block_wraps_file_and_row_in_one_transaction():
+    block = render_migration(TX, "CREATE TABLE t (id int);\n", table='"s"."h"')
+    lines = block.splitlines()
+    assert lines[1] == (
+        'SELECT NOT EXISTS (SELECT 1 FROM "s"."h" WHERE version = 1) '
+        "AS schemactl_pending \\gset"
+    )
+    assert lines[2] == "\\if :schemactl_pending"
+    assert lines.index("BEGIN;") < lines.index("CREATE TABLE t (id int);")
+    assert lines.index("CREATE TABLE t (id int);") < lines.index("COMMIT;")
+    insert = next(line for line in lines if line.startswith("INSERT"))
+    assert "VALUES (1, 'one', 'c1', " in insert
+    assert lines[-1] == "\\endif"
+
+
+def test_no_transaction_block_records_a_failed_row_first():
+    block = render_migration(
+        NO_TX, "CREATE INDEX CONCURRENTLY i ON t (a);\n", table="h"
+    )
+    assert "BEGIN;" not in block
+    insert = block.index("VALUES (2, 'idx', 'c2', 0, false);")
+    assert (
+        insert
+        < block.index("CREATE INDEX CONCURRENTLY")
+        < block.index("SET success = true")
+    )
+
+
+def test_hostile_table_name_is_quoted():
+    text = "".join(render_script('we"ird', 'x"; DROP TABLE t; --', [], version="1"))
+    assert '"we""ird"."x""; DROP TABLE t; --"' in text
+    assert "nspname = 'we\"ird'" in text
+
+
+def test_last_statement_without_semicolon_is_terminated():
+    block = render_migration(TX, "SELECT 1", table="h")
+    assert "SELECT 1\n;\nINSERT" in block
