@@ -3,7 +3,7 @@
 VENV := .venv
 STAMP := $(VENV)/.installed-stamp
 
-.PHONY: demo test lint format venv clean
+.PHONY: demo test lint format venv clean docs
 
 $(STAMP): pyproject.toml scripts/bootstrap-venv.sh
 	scripts/bootstrap-venv.sh $(VENV)
@@ -15,16 +15,19 @@ demo: venv
 	scripts/demo.sh
 
 lint: venv
-	$(VENV)/bin/ruff format --check src tests
-	$(VENV)/bin/ruff check src tests
+	$(VENV)/bin/ruff format --check src tests scripts
+	$(VENV)/bin/ruff check src tests scripts
 	$(VENV)/bin/mypy
 
 test: lint
 	DATABASE_URL="$$(scripts/ensure-postgres.sh)" $(VENV)/bin/pytest
 
 format: venv
-	$(VENV)/bin/ruff format src tests
-	$(VENV)/bin/ruff check --fix src tests
+	$(VENV)/bin/ruff format src tests scripts
+	$(VENV)/bin/ruff check --fix src tests scripts
 
 clean:
 	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache .hypothesis
+
+docs: venv
+	$(VENV)/bin/python scripts/schema_doc.py "$$(scripts/ensure-postgres.sh)"

@@ -22,7 +22,9 @@ from click.testing import CliRunner, Result
 from psycopg.conninfo import conninfo_to_dict, make_conninfo
 from pytest_postgresql.janitor import DatabaseJanitor
 
+from schemactl import runner
 from schemactl.cli import cli
+from schemactl.config import Settings
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -63,23 +65,32 @@ def server_conninfo() -> dict[str, Any]:
     return conninfo_to_dict(url)
 
 
+def janitor_for(
+    server: dict[str, Any], dbname: str, *, template: str | None = None
+) -> DatabaseJanitor:
+    """pytest-postgresql's janitor: creates dbname (from template) and drops it."""
+    return DatabaseJanitor(
+        user=server.get("user", "postgres"),
+        host=server.get("host", "127.0.0.1"),
+        port=server.get("port", 5432),
+        password=server.get("password"),
+        dbname=dbname,
+        template_dbname=template,
+    )
+
+
+def url_for(server: dict[str, Any], dbname: str) -> str:
+    """Return the server's conninfo pointed at another database."""
+    params = {k: v for k, v in server.items() if k != "dbname"}
+    return make_conninfo("", **params, dbname=dbname)
+
+
 @pytest.fixture
 def database_url(server_conninfo: dict[str, Any]) -> Iterator[str]:
     """A URL for a fresh, empty database, dropped after the test."""
-    dbname = f"schemactl_test_{uuid.uuid4().hex[:12]}"
-    janitor = DatabaseJanitor(
-        user=server_conninfo.get("user", "postgres"),
-        host=server_conninfo.get("host", "127.0.0.1"),
-        port=server_conninfo.get("port", 5432),
-        password=server_conninfo.get("password"),
-        dbname=dbname,
-    )
+    janitor = janitor_for(server_conninfo, f"schemactl_test_{uuid.uuid4().hex[:12]}")
     with janitor:
-        yield make_conninfo(
-            "",
-            **{k: v for k, v in server_conninfo.items() if k != "dbname"},
-            dbname=dbname,
-        )
+        yield url_for(server_conninfo, janitor.dbname)
 
 
 @pytest.fixture
@@ -122,3 +133,23 @@ def run_subprocess(
         timeout=timeout,
         check=False,
     )
+
+
+SHIPPED_SQL = ROOT / "sql"
+
+
+@pytest.fixture(scope="session")
+def schema_template(server_conninfo: dict[str, Any]) -> Iterator[str]:
+    """A database migrated once with the shipped sql/, cloned for each test."""
+    with janitor_for(server_conninfo, "schemactl_test_schema_template") as janitor:
+        url = url_for(server_conninfo, janitor.dbname)
+        runner.migrate(Settings(directory=SHIPPED_SQL, database_url=url))
+        yield janitor.dbname
+
+
+@pytest.fixture
+def schema_url(server_conninfo: dict[str, Any], schema_template: str) -> Iterator[str]:
+    """A fresh database with the shipped schema applied (a clone of the template)."""
+    dbname = f"schemactl_test_{uuid.uuid4().hex[:12]}"
+    with janitor_for(server_conninfo, dbname, template=schema_template):
+        yield url_for(server_conninfo, dbname)

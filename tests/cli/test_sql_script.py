@@ -10,9 +10,9 @@ import psycopg
 import pytest
 from click.testing import CliRunner
 from psycopg.conninfo import conninfo_to_dict
-from pytest_postgresql.janitor import DatabaseJanitor
 
 from schemactl.cli import cli
+from tests.conftest import janitor_for, url_for
 
 SHIPPED = Path(__file__).resolve().parents[2] / "sql"
 EXTRA = {
@@ -47,16 +47,8 @@ ORDER BY 1, 2
 
 @pytest.fixture
 def second_database(server_conninfo):
-    janitor = DatabaseJanitor(
-        user=server_conninfo.get("user", "postgres"),
-        host=server_conninfo.get("host", "127.0.0.1"),
-        port=server_conninfo.get("port", 5432),
-        password=server_conninfo.get("password"),
-        dbname="schemactl_test_psql_script",
-    )
-    with janitor:
-        params = {k: v for k, v in server_conninfo.items() if k != "dbname"}
-        yield psycopg.conninfo.make_conninfo("", **params, dbname=janitor.dbname)
+    with janitor_for(server_conninfo, "schemactl_test_psql_script") as janitor:
+        yield url_for(server_conninfo, janitor.dbname)
 
 
 def run_psql(url: str, script: Path) -> subprocess.CompletedProcess[str]:
