@@ -1,7 +1,12 @@
 """The ``schemactl`` command line: parse options, call the runner, render, exit.
 
-Click only; rendering lives in render.py and the work in runner.py. Connection and
-directory options are accepted before and after the command name.
+Click only; rendering lives in render.py and the work in runner.py (database) and
+offline.py (no database). Connection and directory options are accepted before and
+after the command name.
+
+runner.py loads psycopg, which takes longer to import than everything else
+together, so the commands that need it import it when they run: `--help`, `new`
+and `sql` start without it.
 """
 
 from __future__ import annotations
@@ -15,7 +20,7 @@ from typing import Any, TypeVar
 
 import click
 
-from schemactl import __version__, runner
+from schemactl import __version__
 from schemactl.config import (
     DEFAULT_CONNECT_TIMEOUT,
     DEFAULT_DIR,
@@ -30,7 +35,6 @@ from schemactl.core.planning import RepairPlan
 from schemactl.errors import SchemactlError, UsageError
 from schemactl.render import (
     MigrateProgress,
-    make_console,
     render_baseline,
     render_error,
     render_migrate,
@@ -40,6 +44,8 @@ from schemactl.render import (
     render_status,
     render_verify,
     status_json,
+    stderr,
+    stdout,
     verify_json,
 )
 
@@ -136,7 +142,7 @@ class SchemactlGroup(click.Group):
         except SchemactlError as error:
             if ctx.params.get("traceback"):
                 raise
-            render_error(error, make_console(stderr=True))
+            render_error(error, stderr())
             ctx.exit(error.exit_code)
 
 
@@ -188,8 +194,10 @@ def migrate(
       schemactl migrate --to 3 --dry-run
       schemactl -d postgresql://app@db/app migrate --lock-timeout 120
     """
+    from schemactl import runner  # imported when run: see module docstring
+
     settings = build_settings(ctx, lock_timeout, **local)
-    out, err = make_console(), make_console(stderr=True)
+    out, err = stdout(), stderr()
     progress = MigrateProgress(out, err)
     try:
         result = runner.migrate(
@@ -216,11 +224,13 @@ def status(ctx: click.Context, /, as_json: bool, **local: Any) -> None:
       schemactl status
       schemactl status --json | jq '.migrations[] | select(.state != "applied")'
     """
+    from schemactl import runner  # imported when run: see module docstring
+
     report = runner.status(build_settings(ctx, **local))
     if as_json:
         click.echo(status_json(report))
     else:
-        render_status(report, make_console())
+        render_status(report, stdout())
 
 
 @cli.command()
@@ -252,6 +262,8 @@ def verify(
       schemactl verify
       schemactl verify --strict --json
     """
+    from schemactl import runner  # imported when run: see module docstring
+
     report = runner.verify(
         build_settings(ctx, **local),
         strict=strict,
@@ -260,7 +272,7 @@ def verify(
     if as_json:
         click.echo(verify_json(report))
     else:
-        render_verify(report, make_console())
+        render_verify(report, stdout())
     ctx.exit(report.exit_code)
 
 
@@ -297,8 +309,10 @@ def rollback(
     """
     if steps is not None and target is not None:
         raise UsageError("use --steps or --to, not both")
+    from schemactl import runner  # imported when run: see module docstring
+
     settings = build_settings(ctx, lock_timeout, **local)
-    out, err = make_console(), make_console(stderr=True)
+    out, err = stdout(), stderr()
     progress = MigrateProgress(out, err)
     try:
         done = runner.rollback(settings, steps=steps, target=target, observer=progress)
@@ -331,10 +345,12 @@ def baseline(
     Example:
       schemactl baseline --version 2
     """
+    from schemactl import runner  # imported when run: see module docstring
+
     recorded = runner.baseline(
         build_settings(ctx, lock_timeout, **local), version=version
     )
-    render_baseline(recorded, make_console())
+    render_baseline(recorded, stdout())
 
 
 @cli.command()
@@ -354,7 +370,7 @@ def repair(ctx: click.Context, /, yes: bool, lock_timeout: float, **local: Any) 
     Example:
       schemactl repair --yes
     """
-    out = make_console()
+    out = stdout()
 
     def confirm(plan: RepairPlan) -> bool:
         render_repair_plan(plan, out)
@@ -363,6 +379,8 @@ def repair(ctx: click.Context, /, yes: bool, lock_timeout: float, **local: Any) 
         if not sys.stdin.isatty():
             raise UsageError("repair changes the history: pass --yes to confirm")
         return click.confirm("apply these changes?", default=False)
+
+    from schemactl import runner  # imported when run: see module docstring
 
     result = runner.repair(build_settings(ctx, lock_timeout, **local), confirm=confirm)
     render_repair(result, out)
@@ -387,9 +405,11 @@ def new(ctx: click.Context, /, name: str, with_down: bool, **local: Any) -> None
       schemactl new "add index" --down   # and sql/004_add_index.down.sql
     """
     settings = build_settings(ctx, **local)
-    out = make_console()
-    for path in runner.new_migration(settings.directory, name, with_down=with_down):
-        out.print(f"created {path}")
+    out = stdout()
+    from schemactl import offline  # imported when run: see module docstring
+
+    for path in offline.new_migration(settings.directory, name, with_down=with_down):
+        out.line(f"created {path}")
 
 
 @cli.command("sql")
@@ -408,7 +428,9 @@ def sql_command(ctx: click.Context, /, target: int | None, **local: Any) -> None
       schemactl sql > migrate.sql
       psql -v ON_ERROR_STOP=1 -f migrate.sql "$DATABASE_URL"
     """
-    for chunk in runner.sql_script(build_settings(ctx, **local), target=target):
+    from schemactl import offline  # imported when run: see module docstring
+
+    for chunk in offline.sql_script(build_settings(ctx, **local), target=target):
         click.echo(chunk, nl=False)
 
 

@@ -17,13 +17,14 @@ from typing import Any
 
 import psycopg
 from psycopg import sql
+from psycopg.pq import TransactionStatus
 from psycopg.rows import dict_row
 
 from schemactl.config import APPLICATION_NAME, Settings, TableName, mask_url, redact
-from schemactl.core.discovery import ParsedSource
 from schemactl.core.history import HISTORY_TABLE_DDL
-from schemactl.core.model import HistoryRow, MigrationFile
+from schemactl.core.model import HistoryRow, LockHolder, MigrationFile
 from schemactl.core.splitting import Statement, line_at, position_to_line_column
+from schemactl.core.validation import ParsedSource
 from schemactl.errors import ConnectError, LockTimeout, MigrationFailed, SchemactlError
 
 LOCK_POLL_SECONDS = 0.2
@@ -31,16 +32,6 @@ LOCK_POLL_SECONDS = 0.2
 MIN_CONNECT_TIMEOUT = 2
 
 Connection = psycopg.Connection[Any]
-
-
-@dataclass(frozen=True, slots=True)
-class LockHolder:
-    """The session holding the advisory lock another runner waits for."""
-
-    pid: int
-    application_name: str
-    client_addr: str | None
-    held_seconds: float
 
 
 def describe_target(settings: Settings) -> str:
@@ -155,19 +146,7 @@ def find_lock_holder(conn: Connection, key: int) -> LockHolder | None:
 
 
 def _describe_holder(holder: LockHolder | None) -> str:
-    if holder is None:
-        return ""
-    return f" (held by {describe_lock_holder(holder)})"
-
-
-def describe_lock_holder(holder: LockHolder) -> str:
-    """Return 'pid N, application X, from ADDR, for S s' for messages."""
-    origin = holder.client_addr or "local socket"
-    name = holder.application_name or "unnamed"
-    return (
-        f"pid {holder.pid}, application {name}, from {origin}, "
-        f"for {holder.held_seconds:.1f} s"
-    )
+    return "" if holder is None else f" (held by {holder.describe()})"
 
 
 def history_table_exists(conn: Connection, table: TableName) -> bool:
@@ -226,33 +205,146 @@ def apply_migration(
     A transactional file and its history row commit together. A no-transaction file
     runs one statement at a time in autocommit: its row is written first with
     ``success = false`` and marked successful at the end, so a failure part-way stays
-    visible until ``repair``.
+    visible until ``repair``. Call ``flush_commits`` once after the last migration.
 
     Raises:
         MigrationFailed: naming FILE:LINE:COLUMN of the failing statement.
     """
     started = time.perf_counter()
     if migration.no_transaction:
-        _insert_history(conn, table, migration, execution_ms=0, success=False)
-        _run_statements(conn, migration.path, source, transactional=False)
-        elapsed_ms = _elapsed_ms(started)
-        conn.execute(
-            sql.SQL(
-                "UPDATE {} SET success = true, execution_ms = %s WHERE version = %s"
-            ).format(_table_sql(table)),
-            (elapsed_ms, migration.version),
-        )
+        _apply_no_transaction(conn, table, migration, source, started)
     else:
-        with conn.transaction():
-            _run_statements(conn, migration.path, source, transactional=True)
-            elapsed_ms = _elapsed_ms(started)
-            _insert_history(
-                conn, table, migration, execution_ms=elapsed_ms, success=True
-            )
-    # Session settings (SET search_path, SET ROLE) must not leak into the next file:
-    # psql -f gives every file a fresh session.
+        _apply_transactional(conn, table, migration, source)
+    return _elapsed_ms(started)
+
+
+@dataclass(frozen=True, slots=True)
+class _Message:
+    """One simple-protocol message: a statement with bookkeeping glued around it."""
+
+    text: str
+    statement: Statement | None
+    number: int = 0
+    lead: int = 0
+
+
+# Each migration commits asynchronously: a crash can lose whole, recent migrations
+# together with their history rows, never half of one; flush_commits() makes them
+# all durable before schemactl exits. This removes one WAL flush per migration.
+_BEGIN = "BEGIN;\nSET LOCAL synchronous_commit TO off;\n"
+
+
+def _transaction_messages(source: ParsedSource, record: str) -> list[_Message]:
+    """Glue BEGIN onto the first statement and the history row and COMMIT onto
+    the last, so a one-statement migration costs one round trip, as in psql.
+
+    COPY FROM STDIN needs the copy protocol, so it is never glued to anything.
+    """
+    end = f"\n;\n{record};\nCOMMIT;\nRESET ALL"
+    statements = source.statements
+    if not statements:
+        return [_Message(_BEGIN + end.lstrip("\n;"), None)]
+    messages = [
+        _Message(s.text, s, number) for number, s in enumerate(statements, start=1)
+    ]
+    first, last = messages[0], messages[-1]
+    if first.statement is not None and first.statement.is_copy_from_stdin:
+        messages.insert(0, _Message(_BEGIN, None))
+    else:
+        messages[0] = _Message(_BEGIN + first.text, first.statement, 1, len(_BEGIN))
+        if len(messages) == 1:
+            last = messages[0]
+    if last.statement is not None and last.statement.is_copy_from_stdin:
+        messages.append(_Message(end.lstrip("\n;"), None))
+    else:
+        messages[-1] = _Message(last.text + end, last.statement, last.number, last.lead)
+    return messages
+
+
+def _apply_transactional(
+    conn: Connection, table: TableName, migration: MigrationFile, source: ParsedSource
+) -> None:
+    record = _history_insert(table, migration).as_string(conn)
+    with conn.cursor() as cur:
+        for message in _transaction_messages(source, record):
+            try:
+                _send(cur, message)
+            except psycopg.Error as exc:
+                if conn.info.transaction_status != TransactionStatus.IDLE:
+                    conn.execute("ROLLBACK")
+                raise _failure_of(exc, migration.path, source, message) from exc
+
+
+def _history_insert(table: TableName, migration: MigrationFile) -> sql.Composed:
+    # execution_ms is measured by the server: now() is the transaction's start.
+    return sql.SQL(
+        "INSERT INTO {} (version, name, checksum, execution_ms, success) VALUES "
+        "({}, {}, {}, (extract(epoch FROM clock_timestamp() - now()) * 1000)::integer,"
+        " true)"
+    ).format(
+        _table_sql(table),
+        sql.Literal(migration.version),
+        sql.Literal(migration.name),
+        sql.Literal(migration.checksum),
+    )
+
+
+def _send(cur: psycopg.Cursor[Any], message: _Message) -> None:
+    # File text is the one query that is not a literal: the user's SQL, sent
+    # unchanged and without parameters (simple protocol, `%` not interpreted).
+    if message.statement is not None and message.statement.is_copy_from_stdin:
+        with cur.copy(message.text) as copy:
+            copy.write(message.statement.copy_data or "")
+        return
+    cur.execute(message.text)
+
+
+def _failure_of(
+    exc: psycopg.Error, path: Path, source: ParsedSource, message: _Message
+) -> SchemactlError:
+    statement = message.statement
+    position = exc.diag.statement_position
+    in_statement = statement is not None and (
+        not position or int(position) - 1 - message.lead < len(statement.text)
+    )
+    if statement is None or not in_statement:
+        return SchemactlError(
+            f"could not record {path.name} in the history table: "
+            f"{exc.diag.message_primary or str(exc).strip()}"
+        )
+    return _migration_failed(
+        exc, path, source, statement, message.number, True, lead=message.lead
+    )
+
+
+def flush_commits(conn: Connection) -> None:
+    """Make every asynchronously committed migration durable.
+
+    A synchronous commit that writes WAL waits until the WAL up to its commit
+    record, and so every earlier commit, is flushed to disk.
+    """
+    conn.execute("SET synchronous_commit TO on")
+    conn.execute("SELECT txid_current()")
+    conn.execute("RESET synchronous_commit")
+
+
+def _apply_no_transaction(
+    conn: Connection,
+    table: TableName,
+    migration: MigrationFile,
+    source: ParsedSource,
+    started: float,
+) -> None:
+    _insert_history(conn, table, migration, execution_ms=0, success=False)
+    _run_statements(conn, migration.path, source, transactional=False)
+    conn.execute(
+        sql.SQL(
+            "UPDATE {} SET success = true, execution_ms = %s WHERE version = %s"
+        ).format(_table_sql(table)),
+        (_elapsed_ms(started), migration.version),
+    )
+    # Session settings must not leak into the next file (psql -f gives each its own).
     conn.execute("RESET ALL")
-    return elapsed_ms
 
 
 def _elapsed_ms(started: float) -> int:
@@ -307,11 +399,15 @@ def _migration_failed(
     statement: Statement,
     number: int,
     transactional: bool,
+    *,
+    lead: int = 0,
 ) -> MigrationFailed:
     diag = exc.diag
     offset = statement.offset
     if diag.statement_position:
-        offset += int(diag.statement_position) - 1
+        # The position counts from the start of the message, which may carry
+        # `lead` characters of BEGIN before the statement's own text.
+        offset += int(diag.statement_position) - 1 - lead
     line, column = position_to_line_column(source.text, offset)
     detail = "\n".join(part for part in (diag.message_detail, diag.context) if part)
     return MigrationFailed(

@@ -1,21 +1,18 @@
 """Turn results and errors into text: rich tables and progress on a terminal, plain
 lines when piped, JSON documents for --json. The only module that imports rich.
 
-Payload goes to stdout; progress, waiting notices and errors go to stderr.
+Payload goes to stdout; progress, waiting notices and errors go to stderr. rich is
+imported on first use on a terminal only: piped output (CI, scripts, benchmarks)
+is plain lines and does not pay for it.
 """
 
 from __future__ import annotations
 
 import json
-from typing import Any
+import sys
+from typing import TYPE_CHECKING, Any, TextIO
 
-from rich import box
-from rich.console import Console
-from rich.status import Status
-from rich.table import Table
-
-from schemactl import db
-from schemactl.core.model import MigrationFile, StatusEntry
+from schemactl.core.model import LockHolder, MigrationFile, StatusEntry
 from schemactl.core.planning import RepairPlan, RollbackStep
 from schemactl.errors import (
     DriftError,
@@ -23,19 +20,56 @@ from schemactl.errors import (
     MigrationFailed,
     SchemactlError,
 )
-from schemactl.runner import (
-    MigrateObserver,
-    MigrateResult,
-    RepairResult,
-    RolledBack,
-    StatusReport,
-    VerifyReport,
-)
+from schemactl.observer import MigrateObserver
+
+if TYPE_CHECKING:
+    from rich.console import Console
+    from rich.status import Status
+
+    from schemactl.runner import (
+        MigrateResult,
+        RepairResult,
+        RolledBack,
+        StatusReport,
+        VerifyReport,
+    )
 
 
-def make_console(*, stderr: bool = False) -> Console:
-    """Return a console that never interprets markup in user text and never wraps."""
-    return Console(stderr=stderr, markup=False, highlight=False, soft_wrap=True)
+class Output:
+    """Writes lines to one stream: through rich on a terminal, plainly otherwise."""
+
+    def __init__(self, stream: TextIO) -> None:
+        self.stream = stream
+        self.is_terminal = stream.isatty()
+        self._console: Console | None = None
+
+    @property
+    def console(self) -> Console:
+        """Return a rich console that never interprets markup nor wraps lines."""
+        if self._console is None:
+            from rich.console import Console  # only terminals pay for rich
+
+            self._console = Console(
+                file=self.stream, markup=False, highlight=False, soft_wrap=True
+            )
+        return self._console
+
+    def line(self, text: str, *, style: str | None = None) -> None:
+        """Write one line (styled on a terminal)."""
+        if self.is_terminal:
+            self.console.print(text, style=style)
+        else:
+            self.stream.write(text + "\n")
+
+
+def stdout() -> Output:
+    """Return the output for payload (created per command: CliRunner swaps streams)."""
+    return Output(sys.stdout)
+
+
+def stderr() -> Output:
+    """Return the output for progress and errors."""
+    return Output(sys.stderr)
 
 
 def format_version(version: int | None) -> str:
@@ -46,19 +80,19 @@ def format_version(version: int | None) -> str:
 class MigrateProgress(MigrateObserver):
     """Shows migrate's progress: a spinner on a terminal, one line per migration."""
 
-    def __init__(self, out: Console, err: Console) -> None:
+    def __init__(self, out: Output, err: Output) -> None:
         self._out = out
         self._err = err
         self._status: Status | None = None
         self._last_holder_pid: int | None = -1
 
-    def lock_waiting(self, holder: db.LockHolder | None) -> None:
+    def lock_waiting(self, holder: LockHolder | None) -> None:
         pid = holder.pid if holder else None
         if pid == self._last_holder_pid:
             return
         self._last_holder_pid = pid
-        who = db.describe_lock_holder(holder) if holder else "another session"
-        self._err.print(f"waiting for the migration lock held by {who}")
+        who = holder.describe() if holder else "another session"
+        self._err.line(f"waiting for the migration lock held by {who}")
 
     def migration_started(
         self, migration: MigrationFile, index: int, total: int
@@ -67,27 +101,27 @@ class MigrateProgress(MigrateObserver):
             return
         message = f"applying {migration.label} ({index}/{total})"
         if self._status is None:
-            self._status = self._err.status(message)
+            self._status = self._err.console.status(message)
             self._status.start()
         else:
             self._status.update(message)
 
     def migration_applied(self, migration: MigrationFile, execution_ms: int) -> None:
-        self._out.print(f"applied {migration.label} ({execution_ms} ms)")
+        self._out.line(f"applied {migration.label} ({execution_ms} ms)")
 
     def rollback_started(self, step: RollbackStep, index: int, total: int) -> None:
         self._show_spinner(f"reverting {step.migration.label} ({index}/{total})")
 
     def migration_reverted(self, step: RollbackStep, execution_ms: int) -> None:
         label, down = step.migration.label, step.down_path.name
-        self._out.print(f"reverted {label} with {down} ({execution_ms} ms)")
+        self._out.line(f"reverted {label} with {down} ({execution_ms} ms)")
 
     def _show_spinner(self, message: str) -> None:
         """Show a spinner on a terminal only; piped output stays plain lines."""
         if not self._err.is_terminal:
             return
         if self._status is None:
-            self._status = self._err.status(message)
+            self._status = self._err.console.status(message)
             self._status.start()
         else:
             self._status.update(message)
@@ -99,24 +133,24 @@ class MigrateProgress(MigrateObserver):
             self._status = None
 
 
-def render_migrate(result: MigrateResult, out: Console) -> None:
+def render_migrate(result: MigrateResult, out: Output) -> None:
     """Print what migrate did, or would do with --dry-run."""
     version = format_version(result.current_version)
     if result.dry_run:
         for migration in result.planned:
-            out.print(f"would apply {migration.label}")
+            out.line(f"would apply {migration.label}")
         count = len(result.planned)
-        out.print(
+        out.line(
             f"dry run: {count} {_plural(count, 'migration')} pending, nothing changed "
             f"(database at version {version})"
         )
         return
     if not result.applied:
-        out.print(f"nothing to migrate (database at version {version})")
+        out.line(f"nothing to migrate (database at version {version})")
         return
     total_ms = sum(a.execution_ms for a in result.applied)
     count = len(result.applied)
-    out.print(
+    out.line(
         f"applied {count} {_plural(count, 'migration')} in {total_ms} ms "
         f"(database at version {version})"
     )
@@ -165,36 +199,69 @@ def verify_json(report: VerifyReport) -> str:
     )
 
 
-def render_status(report: StatusReport, out: Console) -> None:
-    """Print the status table (plain aligned columns when piped)."""
-    table = Table(box=box.SIMPLE_HEAD if out.is_terminal else None, pad_edge=False)
-    for column in ("version", "name", "state", "applied at"):
-        table.add_column(column)
-    for entry in report.entries:
-        applied = entry.applied_at.isoformat(" ", "seconds") if entry.applied_at else ""
-        style = "red" if entry.is_drift else "yellow" if entry.row is None else None
-        table.add_row(
-            str(entry.version), entry.name, str(entry.state), applied, style=style
+STATUS_COLUMNS = ("version", "name", "state", "applied at")
+
+
+def _status_rows(report: StatusReport) -> list[tuple[str, str, str, str]]:
+    return [
+        (
+            str(e.version),
+            e.name,
+            str(e.state),
+            e.applied_at.isoformat(" ", "seconds") if e.applied_at else "",
         )
-    if report.entries:
-        out.print(table)
-    out.print(
+        for e in report.entries
+    ]
+
+
+def render_status(report: StatusReport, out: Output) -> None:
+    """Print the status table: rich on a terminal, aligned plain columns when piped."""
+    rows = _status_rows(report)
+    if rows and out.is_terminal:
+        _print_status_table(report, rows, out.console)
+    elif rows:
+        widths = [max(len(r[i]) for r in [STATUS_COLUMNS, *rows]) for i in range(3)]
+        lines = [
+            "  ".join(
+                cell.ljust(width) for cell, width in zip(row, widths, strict=False)
+            )
+            + "  "
+            + row[3]
+            for row in [STATUS_COLUMNS, *rows]
+        ]
+        out.stream.write("\n".join(line.rstrip() for line in lines) + "\n")
+    out.line(
         f"{report.table}: database at version {format_version(report.current_version)}"
     )
 
 
-def render_verify(report: VerifyReport, out: Console) -> None:
+def _print_status_table(
+    report: StatusReport, rows: list[tuple[str, str, str, str]], console: Console
+) -> None:
+    from rich import box  # only terminals pay for rich
+    from rich.table import Table
+
+    table = Table(box=box.SIMPLE_HEAD, pad_edge=False)
+    for column in STATUS_COLUMNS:
+        table.add_column(column)
+    for entry, row in zip(report.entries, rows, strict=True):
+        style = "red" if entry.is_drift else "yellow" if entry.row is None else None
+        table.add_row(*row, style=style)
+    console.print(table)
+
+
+def render_verify(report: VerifyReport, out: Output) -> None:
     """Print verify's findings, one line each, then the verdict."""
     for entry in report.drift:
-        out.print(f"drift: {_describe_entry(entry)}")
+        out.line(f"drift: {_describe_entry(entry)}")
     for entry in report.pending:
         if entry in report.drift:
             continue
         prefix = "pending (fails with --strict)" if report.strict else "pending"
-        out.print(f"{prefix}: {_describe_entry(entry)}")
+        out.line(f"{prefix}: {_describe_entry(entry)}")
     applied = sum(1 for e in report.entries if e.row is not None)
     verdict = "ok" if report.ok else "FAILED"
-    out.print(
+    out.line(
         f"verify {verdict}: {applied} applied, {len(report.pending)} pending, "
         f"{len(report.drift)} with drift"
     )
@@ -220,33 +287,33 @@ def _explain_state(entry: StatusEntry) -> str:
     return ""
 
 
-def render_error(error: SchemactlError, err: Console) -> None:
+def render_error(error: SchemactlError, err: Output) -> None:
     """Print an error to stderr: location first, then indented details."""
     if isinstance(error, MigrationFailed):
         _render_migration_failed(error, err)
     elif isinstance(error, MigrationDirError) and error.location:
-        err.print(f"{error.location}: error: {error.message}")
+        err.line(f"{error.location}: error: {error.message}")
     else:
-        err.print(f"error: {error.message}")
+        err.line(f"error: {error.message}")
     if isinstance(error, DriftError):
         for entry in error.drift:
-            err.print(f"  {_describe_entry(entry)}")
+            err.line(f"  {_describe_entry(entry)}")
     if error.hint:
-        err.print(f"  hint: {error.hint}")
+        err.line(f"  hint: {error.hint}")
 
 
-def _render_migration_failed(error: MigrationFailed, err: Console) -> None:
-    err.print(f"{error.location}: error: {error.message}")
+def _render_migration_failed(error: MigrationFailed, err: Output) -> None:
+    err.line(f"{error.location}: error: {error.message}")
     if error.sqlstate:
-        err.print(f"  SQLSTATE: {error.sqlstate}")
+        err.line(f"  SQLSTATE: {error.sqlstate}")
     if error.detail:
         for line in error.detail.splitlines():
-            err.print(f"  detail: {line}")
+            err.line(f"  detail: {line}")
     if error.source_line:
         gutter = f"  {error.line} | "
-        err.print(f"{gutter}{error.source_line}")
-        err.print(" " * (len(gutter) + error.column - 1) + "^")
-    err.print(f"  {_describe_outcome(error)}")
+        err.line(f"{gutter}{error.source_line}")
+        err.line(" " * (len(gutter) + error.column - 1) + "^")
+    err.line(f"  {_describe_outcome(error)}")
 
 
 def _describe_outcome(error: MigrationFailed) -> str:
@@ -271,22 +338,22 @@ def _describe_done(done: int) -> str:
     return f"statements 1-{done} of it ran and stay applied"
 
 
-def render_rollback(done: list[RolledBack], out: Console) -> None:
+def render_rollback(done: list[RolledBack], out: Output) -> None:
     """Print the rollback summary."""
     if not done:
-        out.print("nothing to roll back")
+        out.line("nothing to roll back")
         return
     count = len(done)
     total_ms = sum(r.execution_ms for r in done)
-    out.print(f"rolled back {count} {_plural(count, 'migration')} in {total_ms} ms")
+    out.line(f"rolled back {count} {_plural(count, 'migration')} in {total_ms} ms")
 
 
-def render_baseline(recorded: list[MigrationFile], out: Console) -> None:
+def render_baseline(recorded: list[MigrationFile], out: Output) -> None:
     """Print what baseline recorded."""
     for migration in recorded:
-        out.print(f"recorded {migration.label} as applied (not run)")
+        out.line(f"recorded {migration.label} as applied (not run)")
     count = len(recorded)
-    out.print(
+    out.line(
         f"baselined {count} {_plural(count, 'migration')} "
         f"(database at version {recorded[-1].version})"
     )
@@ -315,22 +382,22 @@ def describe_repair_plan(plan: RepairPlan) -> list[str]:
     return lines
 
 
-def render_repair_plan(plan: RepairPlan, out: Console) -> None:
+def render_repair_plan(plan: RepairPlan, out: Output) -> None:
     """Print exactly what repair will change."""
     if plan.is_empty:
         return
-    out.print("repair will:")
+    out.line("repair will:")
     for line in describe_repair_plan(plan):
-        out.print(f"  {line}")
+        out.line(f"  {line}")
 
 
-def render_repair(result: RepairResult, out: Console) -> None:
+def render_repair(result: RepairResult, out: Output) -> None:
     """Print the outcome of repair."""
     if result.plan.is_empty:
         for line in describe_repair_plan(result.plan):
-            out.print(line)
-        out.print("nothing to repair")
+            out.line(line)
+        out.line("nothing to repair")
     elif result.applied:
-        out.print("history repaired")
+        out.line("history repaired")
     else:
-        out.print("repair cancelled; nothing changed")
+        out.line("repair cancelled; nothing changed")

@@ -1,5 +1,5 @@
-"""The use cases behind the commands: migrate, status, verify, rollback, baseline,
-repair, new and sql.
+"""The use cases that talk to the database: migrate, status, verify, rollback,
+baseline and repair (offline.py has new and sql).
 
 Each returns a result object and reports progress through an observer; nothing here
 prints. Imports the core and db, never click or rich.
@@ -7,19 +7,12 @@ prints. Imports the core and db, never click or rich.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from pathlib import Path
 
-from schemactl import __version__, db
+from schemactl import db
 from schemactl.config import Settings
-from schemactl.core.discovery import (
-    ParsedSource,
-    discover_migrations,
-    list_file_names,
-    parse_source,
-    read_source,
-)
+from schemactl.core.discovery import discover_migrations, read_source
 from schemactl.core.model import MigrationFile, StatusEntry
 from schemactl.core.planning import (
     RepairPlan,
@@ -32,31 +25,9 @@ from schemactl.core.planning import (
     plan_repair,
     plan_rollback,
 )
-from schemactl.core.scaffold import create_migration_files, plan_new_files
-from schemactl.core.script import render_script
-from schemactl.core.splitting import position_to_line_column
-from schemactl.errors import EXIT_FAILED, EXIT_OK, MigrationDirError
-
-
-class MigrateObserver:
-    """Receives progress while migrate runs; the default ignores everything."""
-
-    def lock_waiting(self, holder: db.LockHolder | None) -> None:
-        """Another session holds the migration lock; called on every poll."""
-
-    def migration_started(
-        self, migration: MigrationFile, index: int, total: int
-    ) -> None:
-        """A migration is about to run (index is 1-based)."""
-
-    def migration_applied(self, migration: MigrationFile, execution_ms: int) -> None:
-        """A migration and its history row are committed."""
-
-    def rollback_started(self, step: RollbackStep, index: int, total: int) -> None:
-        """A down file is about to run (index is 1-based)."""
-
-    def migration_reverted(self, step: RollbackStep, execution_ms: int) -> None:
-        """A down file ran and the history row is gone, committed together."""
+from schemactl.core.validation import ParsedSource, load_source, parse_source
+from schemactl.errors import EXIT_FAILED, EXIT_OK
+from schemactl.observer import MigrateObserver
 
 
 @dataclass(frozen=True, slots=True)
@@ -121,21 +92,6 @@ def load_down_source(step: RollbackStep) -> ParsedSource:
     return parse_source(read_source(step.down_path), step.down_path)
 
 
-def load_source(migration: MigrationFile) -> ParsedSource:
-    """Re-read a migration file just before it runs, and check it is unchanged.
-
-    Raises:
-        MigrationDirError: when the file changed since discovery or breaks a rule.
-    """
-    source = parse_source(read_source(migration.path), migration.path)
-    if source.checksum != migration.checksum:
-        raise MigrationDirError(
-            "file changed while schemactl was running; nothing of it was applied",
-            path=migration.path,
-        )
-    return source
-
-
 def migrate(
     settings: Settings,
     *,
@@ -170,12 +126,20 @@ def migrate(
             timeout=settings.lock_timeout,
             on_wait=observer.lock_waiting,
         ):
-            db.ensure_history_table(conn, settings.table)
             rows = db.read_history(conn, settings.table)
             plan = plan_migrate(
                 files, rows, target=target, allow_out_of_order=allow_out_of_order
             )
-            applied = _apply_all(conn, settings, plan.to_apply, observer)
+            for migration in plan.to_apply:
+                load_source(migration)  # every file is checked before any runs
+            # Created after the checks, so a refused run leaves nothing behind.
+            db.ensure_history_table(conn, settings.table)
+            applied: list[AppliedMigration] = []
+            try:
+                _apply_all(conn, settings, plan.to_apply, observer, applied)
+            finally:
+                if applied and not conn.closed:
+                    db.flush_commits(conn)
             current = max(
                 [r.version for r in rows] + [a.migration.version for a in applied],
                 default=None,
@@ -188,15 +152,15 @@ def _apply_all(
     settings: Settings,
     migrations: list[MigrationFile],
     observer: MigrateObserver,
-) -> list[AppliedMigration]:
-    applied = []
+    applied: list[AppliedMigration],
+) -> None:
+    """Apply in order, appending to `applied` as each commits (kept on failure)."""
     for index, migration in enumerate(migrations, start=1):
         observer.migration_started(migration, index, len(migrations))
         source = load_source(migration)
         execution_ms = db.apply_migration(conn, settings.table, migration, source)
         observer.migration_applied(migration, execution_ms)
         applied.append(AppliedMigration(migration, execution_ms))
-    return applied
 
 
 def status(settings: Settings) -> StatusReport:
@@ -266,6 +230,8 @@ def rollback(
     ):
         rows = db.read_history(conn, settings.table)
         plan = plan_rollback(files, rows, steps=steps, target=target)
+        for step in plan:
+            load_down_source(step)  # every down file is checked before any runs
         done = []
         for index, step in enumerate(plan, start=1):
             observer.rollback_started(step, index, len(plan))
@@ -328,59 +294,3 @@ def repair(
             [e.version for e in plan.delete_failed],
         )
     return RepairResult(plan, applied=True)
-
-
-def new_migration(directory: Path, name: str, *, with_down: bool = False) -> list[Path]:
-    """Create the next migration file (and its down file). No database needed.
-
-    Raises:
-        MigrationDirError: when an existing file name is invalid.
-        UsageError: when the name is unusable.
-    """
-    existing = list_file_names(directory) if directory.exists() else []
-    return create_migration_files(
-        directory, plan_new_files(existing, name, with_down=with_down)
-    )
-
-
-def sql_script(settings: Settings, *, target: int | None = None) -> Iterator[str]:
-    """Yield the psql script that applies every migration up to target. Offline.
-
-    Every file is checked before the first line is produced, so an error never
-    leaves half a script on stdout.
-
-    Raises:
-        MigrationDirError: for an invalid migrations directory, or a file with
-            ``COPY ... FROM stdin`` data (psql cannot skip inline data inside an
-            ``\\if`` branch, so the guard that makes the script re-runnable breaks).
-    """
-    files = [
-        f
-        for f in discover_migrations(settings.directory)
-        if target is None or f.version <= target
-    ]
-    for migration in files:
-        _refuse_inline_copy(migration, load_source(migration))
-
-    def sources() -> Iterator[tuple[MigrationFile, str]]:
-        for migration in files:
-            yield migration, load_source(migration).text
-
-    return render_script(
-        settings.table.schema, settings.table.name, sources(), version=__version__
-    )
-
-
-def _refuse_inline_copy(migration: MigrationFile, source: ParsedSource) -> None:
-    for statement in source.statements:
-        if statement.is_copy_from_stdin:
-            line, column = position_to_line_column(source.text, statement.offset)
-            raise MigrationDirError(
-                "COPY ... FROM stdin data cannot go into the psql script: psql "
-                "reads inline data even where the script skips an applied file",
-                path=migration.path,
-                line=line,
-                column=column,
-                hint=f"apply this file with `schemactl migrate` or "
-                f"`psql -v ON_ERROR_STOP=1 -f {migration.path}`",
-            )

@@ -8,8 +8,8 @@ import pytest
 
 from schemactl import db as schemactl_db
 from schemactl.config import parse_table_name
-from schemactl.core.discovery import parse_source
 from schemactl.core.model import MigrationFile
+from schemactl.core.validation import parse_source
 from schemactl.errors import MigrationFailed
 
 TABLE = parse_table_name("schema_migrations")
@@ -138,3 +138,63 @@ def test_no_transaction_failure_keeps_earlier_statements_and_a_failed_row(db):
     assert (error.statement_number, error.statements_done, error.line) == (3, 2, 4)
     assert db.execute("SELECT to_regclass('t_id') IS NOT NULL").fetchone() == (True,)
     assert history(db) == [(1, "m", False)]
+
+
+def test_syntax_error_in_the_first_statement_skips_the_glued_begin(db):
+    with pytest.raises(MigrationFailed) as caught:
+        apply(db, "SELEC 1;\nSELECT 2;\n")
+    assert (caught.value.line, caught.value.column) == (1, 1)
+    with pytest.raises(MigrationFailed) as caught:
+        apply(db, "SELECT 1 FROM nowhere_at_all;")
+    assert (caught.value.line, caught.value.column) == (1, 15)
+
+
+def test_connection_is_usable_after_a_failure(db):
+    with pytest.raises(MigrationFailed):
+        apply(db, "CREATE TABLE t (id int);\nSELECT 1/0;\n", version=1)
+    apply(db, "CREATE TABLE t (id int);\n", version=2)
+    assert history(db) == [(2, "m", True)]
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "CREATE TABLE t (id int) -- no newline, no semicolon",
+        "CREATE TABLE t (id int); -- trailing comment",
+        "CREATE TABLE t (id int)\n/* block */",
+    ],
+    ids=[
+        "comment instead of a semicolon",
+        "trailing comment",
+        "trailing block comment",
+    ],
+)
+def test_trailing_comments_do_not_swallow_the_history_row(db, text):
+    apply(db, text)
+    assert history(db) == [(1, "m", True)]
+    assert db.execute("SELECT to_regclass('t') IS NOT NULL").fetchone() == (True,)
+
+
+def test_a_file_of_comments_is_recorded(db):
+    apply(db, "-- nothing to do yet\n")
+    assert history(db) == [(1, "m", True)]
+
+
+def test_copy_as_first_and_last_statement(db):
+    db.execute("CREATE TABLE t (id int)")
+    apply(db, "COPY t FROM stdin;\n1\n\\.\nCOPY t FROM stdin;\n2\n\\.\n")
+    assert db.execute("SELECT array_agg(id ORDER BY id) FROM t").fetchone() == ([1, 2],)
+    assert history(db) == [(1, "m", True)]
+
+
+def test_history_records_a_server_measured_duration(db):
+    apply(db, "SELECT pg_sleep(0.05);")
+    (ms,) = db.execute("SELECT execution_ms FROM schema_migrations").fetchone()
+    assert ms >= 50
+
+
+def test_flush_leaves_the_session_setting_as_it_was(db):
+    apply(db, "SELECT 1;")
+    before = db.execute("SHOW synchronous_commit").fetchone()
+    schemactl_db.flush_commits(db)
+    assert db.execute("SHOW synchronous_commit").fetchone() == before

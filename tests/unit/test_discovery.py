@@ -8,8 +8,8 @@ from schemactl.core.discovery import (
     discover_migrations,
     pair_file_names,
     parse_file_name,
-    parse_source,
 )
+from schemactl.core.validation import parse_source
 from schemactl.errors import MigrationDirError
 
 DIR = Path("sql")
@@ -175,12 +175,24 @@ def test_discover_reads_validates_and_orders(tmp_path):
     assert found[1].down_path is None
 
 
-def test_discover_validates_down_files_too(tmp_path):
-    (tmp_path / "001_a.sql").write_text("SELECT 1;")
-    (tmp_path / "001_a.down.sql").write_text("\\echo hi\n")
+def test_discovery_is_light_it_does_not_tokenize(tmp_path):
+    # A meta-command is found by validation, before the file runs, not by status.
+    (tmp_path / "001_a.sql").write_text("\\echo hi\n")
+    (found,) = discover_migrations(tmp_path)
+    assert found.version == 1
+
+
+def test_discovery_reads_header_directives(tmp_path):
+    (tmp_path / "001_a.sql").write_text("-- schemactl:no-transaction\nVACUUM;\n")
+    (found,) = discover_migrations(tmp_path)
+    assert found.no_transaction
+
+
+def test_discovery_refuses_unknown_directives(tmp_path):
+    (tmp_path / "001_a.sql").write_text("-- note\n-- schemactl:nope\nSELECT 1;\n")
     with pytest.raises(MigrationDirError) as caught:
         discover_migrations(tmp_path)
-    assert caught.value.location == f"{tmp_path / '001_a.down.sql'}:1:1"
+    assert caught.value.location == f"{tmp_path / '001_a.sql'}:2"
 
 
 def test_missing_directory_is_an_error(tmp_path):

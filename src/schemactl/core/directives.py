@@ -1,7 +1,9 @@
 """Parse ``-- schemactl:`` directives from the comment header of a migration file.
 
-Stdlib only. Unlike dbmate, which drops unknown keys silently, an unknown or
-misplaced directive is an error with its line, so a typo never changes behaviour.
+Stdlib only. The header is the leading run of blank lines and ``--`` comment
+lines; directives live there and nowhere else. Unlike dbmate, which drops unknown
+keys silently, an unknown directive is an error with its line, so a typo never
+changes behaviour. (validation.py reports a directive found after the header.)
 """
 
 from __future__ import annotations
@@ -12,11 +14,11 @@ from dataclasses import dataclass
 NO_TRANSACTION = "no-transaction"
 KNOWN_DIRECTIVES: frozenset[str] = frozenset({NO_TRANSACTION})
 
-_DIRECTIVE_RE = re.compile(r"^\s*--\s*schemactl\s*:\s*(?P<body>.*?)\s*$")
+DIRECTIVE_RE = re.compile(r"^\s*--\s*schemactl\s*:\s*(?P<body>.*?)\s*$")
 
 
 class DirectiveError(Exception):
-    """A directive is unknown or stands after the first statement."""
+    """A directive is unknown or stands after the header."""
 
     def __init__(self, message: str, line: int) -> None:
         super().__init__(message)
@@ -29,29 +31,30 @@ class Directives:
     """What the header of a file asks for."""
 
     no_transaction: bool = False
+    header_lines: int = 0
 
 
-def parse_directives(text: str, first_statement_line: int | None) -> Directives:
-    """Read the directives of a file whose first statement starts on the given line.
+def parse_directives(text: str) -> Directives:
+    """Read the directives in the header (leading blank and ``--`` lines) of text.
 
     Raises:
-        DirectiveError: for an unknown directive, or one after the first statement.
+        DirectiveError: for an unknown directive.
     """
     found: set[str] = set()
+    header_lines = 0
     for number, line in enumerate(text.split("\n"), start=1):
-        match = _DIRECTIVE_RE.match(line)
+        stripped = line.strip()
+        if stripped and not stripped.startswith("--"):
+            break
+        header_lines = number
+        match = DIRECTIVE_RE.match(line)
         if match is None:
             continue
         body = match.group("body")
-        if first_statement_line is not None and number >= first_statement_line:
-            raise DirectiveError(
-                f"directive 'schemactl:{body}' must come before the first statement",
-                number,
-            )
         if body not in KNOWN_DIRECTIVES:
             known = ", ".join(sorted(KNOWN_DIRECTIVES))
             raise DirectiveError(
                 f"unknown directive 'schemactl:{body}' (known: {known})", number
             )
         found.add(body)
-    return Directives(no_transaction=NO_TRANSACTION in found)
+    return Directives(no_transaction=NO_TRANSACTION in found, header_lines=header_lines)

@@ -1,27 +1,22 @@
-"""Find and validate migration files: names, versions, encoding, directives, statements.
+"""Find migration files: names, versions, pairing, encoding, checksum, directives.
 
-Only ``discover_migrations`` touches the disk (it lists the directory and reads each
-file once); everything else is pure and works on ``(name, bytes)`` inputs.
-Imports only the stdlib, errors and other core modules.
+This is the light pass every command makes: it never tokenizes SQL (see
+validation.py for that), so `status` and `verify` stay fast and need no parser.
+Only ``discover_migrations``, ``list_file_names`` and ``read_source`` touch the
+disk; the rest is pure. Imports only the stdlib, errors and other core modules.
 """
 
 from __future__ import annotations
 
+import os
 import re
 from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
 
 from schemactl.core.checksum import compute_checksum, normalize_bytes
-from schemactl.core.directives import DirectiveError, parse_directives
+from schemactl.core.directives import DirectiveError, Directives, parse_directives
 from schemactl.core.model import MigrationFile
-from schemactl.core.splitting import (
-    SplitError,
-    Statement,
-    position_to_line_column,
-    split_statements,
-)
-from schemactl.core.statements import controls_transaction, refuses_transaction
 from schemactl.errors import MigrationDirError
 
 _FILE_NAME_RE = re.compile(
@@ -38,16 +33,6 @@ class FileName:
     version: int
     name: str
     is_down: bool
-
-
-@dataclass(frozen=True, slots=True)
-class ParsedSource:
-    """A migration file's text, split and checked."""
-
-    text: str
-    statements: list[Statement]
-    no_transaction: bool
-    checksum: str
 
 
 def is_migration_candidate(file_name: str) -> bool:
@@ -129,77 +114,34 @@ def decode_source(data: bytes, path: Path) -> str:
     return normalize_bytes(data).decode("utf-8")
 
 
-def parse_source(data: bytes, path: Path) -> ParsedSource:
-    """Decode, split and check one migration file's bytes.
+def read_directives(text: str, path: Path) -> Directives:
+    """Parse the header directives, naming FILE:LINE on error.
 
     Raises:
-        MigrationDirError: naming FILE:LINE for every rule the file breaks.
+        MigrationDirError: for an unknown directive.
     """
-    text = decode_source(data, path)
     try:
-        statements = split_statements(text)
-    except SplitError as exc:
-        line, column = position_to_line_column(text, exc.offset)
-        raise MigrationDirError(
-            exc.message, path=path, line=line, column=column
-        ) from exc
-    first_line = (
-        position_to_line_column(text, statements[0].offset)[0] if statements else None
-    )
-    try:
-        directives = parse_directives(text, first_line)
+        return parse_directives(text)
     except DirectiveError as exc:
         raise MigrationDirError(exc.message, path=path, line=exc.line) from exc
-    if not directives.no_transaction:
-        _check_transactional(text, statements, path)
-    return ParsedSource(
-        text=text,
-        statements=statements,
-        no_transaction=directives.no_transaction,
-        checksum=compute_checksum(data),
-    )
-
-
-def _check_transactional(text: str, statements: list[Statement], path: Path) -> None:
-    for statement in statements:
-        line, column = position_to_line_column(text, statement.offset)
-        refused = refuses_transaction(statement)
-        if refused is not None:
-            raise MigrationDirError(
-                f"{refused} cannot run inside a transaction",
-                path=path,
-                line=line,
-                column=column,
-                hint="add '-- schemactl:no-transaction' at the top of the file",
-            )
-        if controls_transaction(statement):
-            raise MigrationDirError(
-                "transaction control statement in a transactional migration: "
-                "schemactl already runs each file in its own transaction",
-                path=path,
-                line=line,
-                column=column,
-                hint="remove BEGIN/COMMIT, or add '-- schemactl:no-transaction' "
-                "at the top of the file",
-            )
 
 
 def build_migration(
     up: FileName, down: FileName | None, directory: Path, data: bytes
 ) -> MigrationFile:
-    """Validate one up file's bytes and describe it.
+    """Check one up file's encoding and header, and describe it.
 
     Raises:
         MigrationDirError: for any rule the file breaks.
     """
     path = directory / up.file_name
-    source = parse_source(data, path)
+    directives = read_directives(decode_source(data, path), path)
     return MigrationFile(
         version=up.version,
         name=up.name,
         path=path,
-        checksum=source.checksum,
-        no_transaction=source.no_transaction,
+        checksum=compute_checksum(data),
+        no_transaction=directives.no_transaction,
         down_path=directory / down.file_name if down is not None else None,
     )
 
@@ -210,35 +152,33 @@ def list_file_names(directory: Path) -> list[FileName]:
     Raises:
         MigrationDirError: for a missing directory or an invalid name.
     """
-    if not directory.is_dir():
-        raise MigrationDirError(f"migrations directory not found: {directory}")
-    names = [entry.name for entry in directory.iterdir() if entry.is_file()]
-    pairs = pair_file_names(names, directory)
+    pairs = pair_file_names(_regular_file_names(directory), directory)
     return [up for up, _ in pairs] + [down for _, down in pairs if down is not None]
 
 
 def discover_migrations(directory: Path) -> list[MigrationFile]:
-    """Read and validate every migration file in directory, in version order.
+    """Find every migration file in directory, in version order (the light pass).
 
-    Each file is read once and only its checksum and directives are kept, so memory
-    stays flat in the number of files. Sub-directories and non-.sql files are ignored.
+    Each up file is read once; only its checksum and directives are kept, so memory
+    stays flat in the number of files. Down files are paired by name and read only
+    by rollback. Sub-directories and non-.sql files are ignored.
 
     Raises:
-        MigrationDirError: for a missing directory or any invalid file.
+        MigrationDirError: for a missing directory, a bad name, a duplicate version,
+            a non-UTF-8 file or an unknown directive.
     """
+    names = _regular_file_names(directory)
+    return [
+        build_migration(up, down, directory, read_source(directory / up.file_name))
+        for up, down in pair_file_names(names, directory)
+    ]
+
+
+def _regular_file_names(directory: Path) -> list[str]:
     if not directory.is_dir():
         raise MigrationDirError(f"migrations directory not found: {directory}")
-    names = [entry.name for entry in directory.iterdir() if entry.is_file()]
-    migrations = []
-    for up, down in pair_file_names(names, directory):
-        migrations.append(
-            build_migration(up, down, directory, read_source(directory / up.file_name))
-        )
-        if down is not None:
-            parse_source(
-                read_source(directory / down.file_name), directory / down.file_name
-            )
-    return migrations
+    with os.scandir(directory) as entries:
+        return [entry.name for entry in entries if entry.is_file()]
 
 
 def read_source(path: Path) -> bytes:

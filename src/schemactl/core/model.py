@@ -73,3 +73,22 @@ class StatusEntry:
     def applied_at(self) -> datetime | None:
         """Return when the version was applied, or None when it is not."""
         return self.row.applied_at if self.row is not None else None
+
+
+@dataclass(frozen=True, slots=True)
+class LockHolder:
+    """The session holding the advisory lock another runner waits for."""
+
+    pid: int
+    application_name: str
+    client_addr: str | None
+    held_seconds: float
+
+    def describe(self) -> str:
+        """Return 'pid N, application X, from ADDR, for S s' for messages."""
+        origin = self.client_addr or "local socket"
+        name = self.application_name or "unnamed"
+        return (
+            f"pid {self.pid}, application {name}, from {origin}, "
+            f"for {self.held_seconds:.1f} s"
+        )

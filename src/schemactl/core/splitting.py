@@ -14,8 +14,11 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 
-from pglast import parser
+if TYPE_CHECKING:
+    from pglast.parser import Token
+
 
 _COMMENT_TOKENS: frozenset[str] = frozenset({"SQL_COMMENT", "C_COMMENT"})
 _SEMICOLON = "ASCII_59"
@@ -84,14 +87,18 @@ def split_statements(text: str) -> list[Statement]:
     return statements
 
 
-def _scan(text: str, start: int) -> list[parser.Token | _ErrorToken]:
+def _scan(text: str, start: int) -> list[Token | _ErrorToken]:
     """Scan text[start:], keeping the tokens before a lexical error if any.
 
     A lexical error after a ``COPY ... FROM STDIN`` is usually its data block (data
     is not SQL), so the caller gets the valid prefix and decides.
     """
+    # pglast is imported on first use: status and verify never tokenize SQL and
+    # should not pay for loading the parser at start-up.
+    from pglast import parser
+
     chunk = text[start:]
-    tokens: list[parser.Token | _ErrorToken]
+    tokens: list[Token | _ErrorToken]
     try:
         tokens = list(parser.scan(chunk))
     except parser.ParseError as exc:
@@ -101,7 +108,7 @@ def _scan(text: str, start: int) -> list[parser.Token | _ErrorToken]:
     return tokens
 
 
-def _error_index(exc: parser.ParseError) -> int:
+def _error_index(exc: Exception) -> int:
     index = exc.args[1] if len(exc.args) > 1 else 0
     return index if isinstance(index, int) else 0
 

@@ -1,0 +1,110 @@
+"""The full check of a file about to run: split it as psql would and apply the rules.
+
+Imports the stdlib, errors, other core modules and (through splitting) pglast.
+Runs only for files that will be executed, before the first of them runs.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+from schemactl.core.checksum import compute_checksum
+from schemactl.core.directives import DIRECTIVE_RE
+from schemactl.core.discovery import decode_source, read_directives, read_source
+from schemactl.core.model import MigrationFile
+from schemactl.core.splitting import (
+    SplitError,
+    Statement,
+    position_to_line_column,
+    split_statements,
+)
+from schemactl.core.statements import controls_transaction, refuses_transaction
+from schemactl.errors import MigrationDirError
+
+
+@dataclass(frozen=True, slots=True)
+class ParsedSource:
+    """A migration file's text, split into statements and checked."""
+
+    text: str
+    statements: list[Statement]
+    no_transaction: bool
+    checksum: str
+
+
+def parse_source(data: bytes, path: Path) -> ParsedSource:
+    """Decode, split and check one migration file's bytes.
+
+    Raises:
+        MigrationDirError: naming FILE:LINE for every rule the file breaks.
+    """
+    text = decode_source(data, path)
+    directives = read_directives(text, path)
+    try:
+        statements = split_statements(text)
+    except SplitError as exc:
+        line, column = position_to_line_column(text, exc.offset)
+        raise MigrationDirError(
+            exc.message, path=path, line=line, column=column
+        ) from exc
+    _check_directives_in_header(text, directives.header_lines, path)
+    if not directives.no_transaction:
+        _check_transactional(text, statements, path)
+    return ParsedSource(
+        text=text,
+        statements=statements,
+        no_transaction=directives.no_transaction,
+        checksum=compute_checksum(data),
+    )
+
+
+def _check_directives_in_header(text: str, header_lines: int, path: Path) -> None:
+    """Refuse a directive after the header: it would silently do nothing."""
+    for number, line in enumerate(text.split("\n"), start=1):
+        if number > header_lines and DIRECTIVE_RE.match(line):
+            raise MigrationDirError(
+                "directives must stand in the leading '--' comment lines of the "
+                "file, before the first statement",
+                path=path,
+                line=number,
+            )
+
+
+def _check_transactional(text: str, statements: list[Statement], path: Path) -> None:
+    for statement in statements:
+        line, column = position_to_line_column(text, statement.offset)
+        refused = refuses_transaction(statement)
+        if refused is not None:
+            raise MigrationDirError(
+                f"{refused} cannot run inside a transaction",
+                path=path,
+                line=line,
+                column=column,
+                hint="add '-- schemactl:no-transaction' at the top of the file",
+            )
+        if controls_transaction(statement):
+            raise MigrationDirError(
+                "transaction control statement in a transactional migration: "
+                "schemactl already runs each file in its own transaction",
+                path=path,
+                line=line,
+                column=column,
+                hint="remove BEGIN/COMMIT, or add '-- schemactl:no-transaction' "
+                "at the top of the file",
+            )
+
+
+def load_source(migration: MigrationFile) -> ParsedSource:
+    """Re-read a migration file just before it runs, check it, and that it is unchanged.
+
+    Raises:
+        MigrationDirError: when the file changed since discovery or breaks a rule.
+    """
+    source = parse_source(read_source(migration.path), migration.path)
+    if source.checksum != migration.checksum:
+        raise MigrationDirError(
+            "file changed while schemactl was running; nothing of it was applied",
+            path=migration.path,
+        )
+    return source

@@ -1,0 +1,74 @@
+"""The use cases that need no database: new and sql.
+
+Never imports db.py, so these commands start without loading psycopg.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+
+from schemactl import __version__
+from schemactl.config import Settings
+from schemactl.core.discovery import discover_migrations, list_file_names
+from schemactl.core.model import MigrationFile
+from schemactl.core.scaffold import create_migration_files, plan_new_files
+from schemactl.core.script import render_script
+from schemactl.core.splitting import position_to_line_column
+from schemactl.core.validation import ParsedSource, load_source
+from schemactl.errors import MigrationDirError
+
+
+def new_migration(directory: Path, name: str, *, with_down: bool = False) -> list[Path]:
+    """Create the next migration file (and its down file).
+
+    Raises:
+        MigrationDirError: when an existing file name is invalid.
+        UsageError: when the name is unusable.
+    """
+    existing = list_file_names(directory) if directory.exists() else []
+    files = plan_new_files(existing, name, with_down=with_down)
+    return create_migration_files(directory, files)
+
+
+def sql_script(settings: Settings, *, target: int | None = None) -> Iterator[str]:
+    """Yield the psql script that applies every migration up to target.
+
+    Every file is checked before the first line is produced, so an error never
+    leaves half a script on stdout.
+
+    Raises:
+        MigrationDirError: for an invalid migrations directory, or a file with
+            ``COPY ... FROM stdin`` data (psql reads inline data even inside a
+            skipped ``\\if`` branch, which breaks the guard on a second run).
+    """
+    files = [
+        f
+        for f in discover_migrations(settings.directory)
+        if target is None or f.version <= target
+    ]
+    for migration in files:
+        _refuse_inline_copy(migration, load_source(migration))
+
+    def sources() -> Iterator[tuple[MigrationFile, str]]:
+        for migration in files:
+            yield migration, load_source(migration).text
+
+    return render_script(
+        settings.table.schema, settings.table.name, sources(), version=__version__
+    )
+
+
+def _refuse_inline_copy(migration: MigrationFile, source: ParsedSource) -> None:
+    for statement in source.statements:
+        if statement.is_copy_from_stdin:
+            line, column = position_to_line_column(source.text, statement.offset)
+            raise MigrationDirError(
+                "COPY ... FROM stdin data cannot go into the psql script: psql "
+                "reads inline data even where the script skips an applied file",
+                path=migration.path,
+                line=line,
+                column=column,
+                hint=f"apply this file with `schemactl migrate` or "
+                f"`psql -v ON_ERROR_STOP=1 -f {migration.path}`",
+            )
