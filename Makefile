@@ -3,7 +3,7 @@
 VENV := .venv
 STAMP := $(VENV)/.installed-stamp
 
-.PHONY: demo test lint format venv clean docs
+.PHONY: demo test lint format venv clean docs bench
 
 $(STAMP): pyproject.toml scripts/bootstrap-venv.sh
 	scripts/bootstrap-venv.sh $(VENV)
@@ -15,19 +15,23 @@ demo: venv
 	scripts/demo.sh
 
 lint: venv
-	$(VENV)/bin/ruff format --check src tests scripts
-	$(VENV)/bin/ruff check src tests scripts
+	$(VENV)/bin/ruff format --check src tests scripts bench
+	$(VENV)/bin/ruff check src tests scripts bench
 	$(VENV)/bin/mypy
 
 test: lint
 	DATABASE_URL="$$(scripts/ensure-postgres.sh)" $(VENV)/bin/pytest
 
 format: venv
-	$(VENV)/bin/ruff format src tests scripts
-	$(VENV)/bin/ruff check --fix src tests scripts
+	$(VENV)/bin/ruff format src tests scripts bench
+	$(VENV)/bin/ruff check --fix src tests scripts bench
 
 clean:
 	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache .hypothesis
 
 docs: venv
 	$(VENV)/bin/python scripts/schema_doc.py "$$(scripts/ensure-postgres.sh)"
+
+bench: venv
+	$(VENV)/bin/python -m pip install --quiet --disable-pip-version-check -e '.[dev,bench]'
+	$(VENV)/bin/python bench/bench.py "$$(scripts/ensure-postgres.sh)" $(BENCH_ARGS)

@@ -18,7 +18,6 @@ from typing import Any
 import psycopg
 from psycopg import sql
 from psycopg.pq import TransactionStatus
-from psycopg.rows import dict_row
 
 from schemactl.config import APPLICATION_NAME, Settings, TableName, mask_url, redact
 from schemactl.core.history import HISTORY_TABLE_DDL
@@ -188,8 +187,8 @@ def read_history(conn: Connection, table: TableName) -> list[HistoryRow]:
         "FROM {} ORDER BY version"
     ).format(_table_sql(table))
     try:
-        with conn.cursor(row_factory=dict_row) as cur:
-            return [HistoryRow(**row) for row in cur.execute(query)]
+        with conn.cursor() as cur:
+            return [HistoryRow(*row) for row in cur.execute(query)]
     except psycopg.Error as exc:
         raise SchemactlError(
             f"cannot read history table {table}: {exc.diag.message_primary or exc}",

@@ -165,7 +165,7 @@ def _entry_json(entry: StatusEntry) -> dict[str, Any]:
         "version": entry.version,
         "name": entry.name,
         "state": str(entry.state),
-        "file": str(entry.file.path) if entry.file else None,
+        "file": entry.file.location if entry.file else None,
         "applied_at": entry.applied_at.isoformat() if entry.applied_at else None,
         "checksum": entry.file.checksum if entry.file else None,
         "applied_checksum": entry.row.checksum if entry.row else None,
@@ -268,7 +268,7 @@ def render_verify(report: VerifyReport, out: Output) -> None:
 
 
 def _describe_entry(entry: StatusEntry) -> str:
-    where = str(entry.file.path) if entry.file else f"version {entry.version}"
+    where = entry.file.location if entry.file else f"version {entry.version}"
     return f"{where}: {entry.state}{_explain_state(entry)}"
 
 
@@ -366,7 +366,7 @@ def describe_repair_plan(plan: RepairPlan) -> list[str]:
         assert entry.file is not None
         assert entry.row is not None
         lines.append(
-            f"store the checksum of {entry.file.path} for version {entry.version}: "
+            f"store the checksum of {entry.file.location} for version {entry.version}: "
             f"{entry.row.checksum[:12]} -> {entry.file.checksum[:12]}"
         )
     for entry in plan.delete_failed:

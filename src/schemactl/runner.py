@@ -132,8 +132,10 @@ def migrate(
             )
             for migration in plan.to_apply:
                 load_source(migration)  # every file is checked before any runs
-            # Created after the checks, so a refused run leaves nothing behind.
-            db.ensure_history_table(conn, settings.table)
+            # Created after the checks, so a refused run leaves nothing behind;
+            # skipped when it exists and nothing is pending (a no-op run).
+            if plan.to_apply or not rows:
+                db.ensure_history_table(conn, settings.table)
             applied: list[AppliedMigration] = []
             try:
                 _apply_all(conn, settings, plan.to_apply, observer, applied)

@@ -19,7 +19,7 @@ def apply(conn, text: str, version: int = 1, name: str = "m") -> int:
     path = Path(f"sql/{version:03}_{name}.sql")
     source = parse_source(text.encode(), path)
     migration = MigrationFile(
-        version, name, path, source.checksum, no_transaction=source.no_transaction
+        version, name, str(path), source.checksum, no_transaction=source.no_transaction
     )
     schemactl_db.ensure_history_table(conn, TABLE)
     return schemactl_db.apply_migration(conn, TABLE, migration, source)

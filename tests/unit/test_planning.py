@@ -1,7 +1,6 @@
 from __future__ import annotations
 
 from datetime import UTC, datetime
-from pathlib import Path
 
 import pytest
 
@@ -14,7 +13,7 @@ NOW = datetime(2026, 1, 1, tzinfo=UTC)
 
 def file(version: int, checksum: str = "c") -> MigrationFile:
     return MigrationFile(
-        version, f"m{version}", Path(f"{version:03}_m{version}.sql"), checksum
+        version, f"m{version}", f"{version:03}_m{version}.sql", checksum
     )
 
 

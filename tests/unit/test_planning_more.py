@@ -15,9 +15,11 @@ NOW = datetime(2026, 1, 1, tzinfo=UTC)
 
 
 def file(version: int, checksum: str = "c", down: bool = True) -> MigrationFile:
-    path = Path(f"{version:03}_m{version}.sql")
-    down_path = Path(f"{version:03}_m{version}.down.sql") if down else None
-    return MigrationFile(version, f"m{version}", path, checksum, down_path=down_path)
+    location = f"{version:03}_m{version}.sql"
+    down_location = f"{version:03}_m{version}.down.sql" if down else None
+    return MigrationFile(
+        version, f"m{version}", location, checksum, down_location=down_location
+    )
 
 
 def row(version: int, checksum: str = "c", success: bool = True) -> HistoryRow:

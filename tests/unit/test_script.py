@@ -2,13 +2,11 @@
 
 from __future__ import annotations
 
-from pathlib import Path
-
 from schemactl.core.model import MigrationFile
 from schemactl.core.script import render_migration, render_script
 
-TX = MigrationFile(1, "one", Path("sql/001_one.sql"), "c1")
-NO_TX = MigrationFile(2, "idx", Path("sql/002_idx.sql"), "c2", no_transaction=True)
+TX = MigrationFile(1, "one", "sql/001_one.sql", "c1")
+NO_TX = MigrationFile(2, "idx", "sql/002_idx.sql", "c2", no_transaction=True)
 
 
 def script(*items) -> str:

@@ -16,4 +16,9 @@ def normalize_bytes(data: bytes) -> bytes:
 
 def compute_checksum(data: bytes) -> str:
     """Return the lower-case hex SHA-256 of the normalised bytes."""
-    return hashlib.sha256(normalize_bytes(data)).hexdigest()
+    return checksum_of_normalized(normalize_bytes(data))
+
+
+def checksum_of_normalized(normalized: bytes) -> str:
+    """Return the SHA-256 hex of bytes already passed through normalize_bytes."""
+    return hashlib.sha256(normalized).hexdigest()

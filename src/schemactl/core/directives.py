@@ -9,6 +9,7 @@ changes behaviour. (validation.py reports a directive found after the header.)
 from __future__ import annotations
 
 import re
+from collections.abc import Iterator
 from dataclasses import dataclass
 
 NO_TRANSACTION = "no-transaction"
@@ -40,9 +41,11 @@ def parse_directives(text: str) -> Directives:
     Raises:
         DirectiveError: for an unknown directive.
     """
+    if not text.lstrip(" \t\r\n").startswith("--"):
+        return Directives()  # no comment header: nothing to read
     found: set[str] = set()
     header_lines = 0
-    for number, line in enumerate(text.split("\n"), start=1):
+    for number, line in enumerate(_leading_lines(text), start=1):
         stripped = line.strip()
         if stripped and not stripped.startswith("--"):
             break
@@ -58,3 +61,15 @@ def parse_directives(text: str) -> Directives:
             )
         found.add(body)
     return Directives(no_transaction=NO_TRANSACTION in found, header_lines=header_lines)
+
+
+def _leading_lines(text: str) -> Iterator[str]:
+    """Yield lines one at a time: the header is short, the file may be long."""
+    start = 0
+    while start <= len(text):
+        end = text.find("\n", start)
+        if end == -1:
+            yield text[start:]
+            return
+        yield text[start:end]
+        start = end + 1
