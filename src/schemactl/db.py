@@ -20,7 +20,11 @@ from psycopg import sql
 from psycopg.pq import TransactionStatus
 
 from schemactl.config import APPLICATION_NAME, Settings, TableName, mask_url, redact
-from schemactl.core.history import HISTORY_TABLE_DDL
+from schemactl.core.history import (
+    HISTORY_TABLE_DDL,
+    history_insert_sql,
+    qualified_name,
+)
 from schemactl.core.model import HistoryRow, LockHolder, MigrationFile
 from schemactl.core.splitting import Statement, line_at, position_to_line_column
 from schemactl.core.validation import ParsedSource
@@ -263,7 +267,12 @@ def _transaction_messages(source: ParsedSource, record: str) -> list[_Message]:
 def _apply_transactional(
     conn: Connection, table: TableName, migration: MigrationFile, source: ParsedSource
 ) -> None:
-    record = _history_insert(table, migration).as_string(conn)
+    record = history_insert_sql(
+        qualified_name(table.schema, table.name),
+        migration,
+        _SERVER_ELAPSED_MS,
+        success=True,
+    )
     with conn.cursor() as cur:
         for message in _transaction_messages(source, record):
             try:
@@ -274,18 +283,8 @@ def _apply_transactional(
                 raise _failure_of(exc, migration.path, source, message) from exc
 
 
-def _history_insert(table: TableName, migration: MigrationFile) -> sql.Composed:
-    # execution_ms is measured by the server: now() is the transaction's start.
-    return sql.SQL(
-        "INSERT INTO {} (version, name, checksum, execution_ms, success) VALUES "
-        "({}, {}, {}, (extract(epoch FROM clock_timestamp() - now()) * 1000)::integer,"
-        " true)"
-    ).format(
-        _table_sql(table),
-        sql.Literal(migration.version),
-        sql.Literal(migration.name),
-        sql.Literal(migration.checksum),
-    )
+# Measured by the server: now() is the start of the migration's transaction.
+_SERVER_ELAPSED_MS = "(extract(epoch FROM clock_timestamp() - now()) * 1000)::integer"
 
 
 def _send(cur: psycopg.Cursor[Any], message: _Message) -> None:

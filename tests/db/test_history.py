@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import pytest
+from psycopg import sql
 
 from schemactl import db as schemactl_db
-from schemactl.config import parse_table_name
-from schemactl.errors import SchemactlError
+from schemactl.config import Settings, parse_table_name
+from schemactl.core.history import qualified_name
+from schemactl.errors import ConnectError, SchemactlError
 
 CONTRACT_COLUMNS = [
     ("version", "bigint", "NO", None),
@@ -91,8 +93,6 @@ def test_rows_round_trip(db):
 
 
 def test_connection_sets_application_name(database_url):
-    from schemactl.config import Settings
-
     with schemactl_db.connect(Settings(database_url=database_url)) as conn:
         name = conn.execute("SHOW application_name").fetchone()
         assert name == ("schemactl",)
@@ -100,9 +100,6 @@ def test_connection_sets_application_name(database_url):
 
 
 def test_connect_failure_is_a_connect_error_with_masked_password():
-    from schemactl.config import Settings
-    from schemactl.errors import ConnectError
-
     url = "postgresql://app:hunter2@127.0.0.1:1/app"
     with pytest.raises(ConnectError) as caught:
         schemactl_db.connect(Settings(database_url=url, secrets=("hunter2",)))
@@ -111,3 +108,15 @@ def test_connect_failure_is_a_connect_error_with_masked_password():
     assert caught.value.exit_code == 3
     # The psycopg error is not chained: a --traceback must not show its text.
     assert caught.value.__cause__ is None
+
+
+@pytest.mark.parametrize(
+    ("schema", "name"),
+    [
+        ("public", "schema_migrations"),
+        ('we"ird', 'x"; DROP TABLE t; --'),
+        ("ünï", "cödé"),
+    ],
+)
+def test_text_quoting_matches_psycopg_identifier_quoting(db, schema, name):
+    assert qualified_name(schema, name) == sql.Identifier(schema, name).as_string(db)

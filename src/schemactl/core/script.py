@@ -12,16 +12,17 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Iterator
 
-from schemactl.core.history import HISTORY_TABLE_DDL, quote_identifier, quote_literal
+from schemactl.core.history import (
+    HISTORY_TABLE_DDL,
+    history_insert_sql,
+    qualified_name,
+    quote_identifier,
+    quote_literal,
+)
 from schemactl.core.model import MigrationFile
 
 PENDING_VAR = "schemactl_pending"
 STARTED_VAR = "schemactl_started"
-
-
-def qualified_name(schema: str, name: str) -> str:
-    """Return ``"schema"."name"``."""
-    return f"{quote_identifier(schema)}.{quote_identifier(name)}"
 
 
 def render_header(schema: str, table: str, *, version: str) -> str:
@@ -60,10 +61,6 @@ def _terminated(text: str) -> str:
 
 def render_migration(migration: MigrationFile, text: str, *, table: str) -> str:
     """Return the guarded block that applies one migration and records it."""
-    values = (
-        f"{migration.version}, {quote_literal(migration.name)}, "
-        f"{quote_literal(migration.checksum)}"
-    )
     guard = (
         f"-- {migration.label}\n"
         f"SELECT NOT EXISTS (SELECT 1 FROM {table} WHERE version = "
@@ -76,8 +73,8 @@ def render_migration(migration: MigrationFile, text: str, *, table: str) -> str:
         return (
             guard
             + started
-            + f"INSERT INTO {table} (version, name, checksum, execution_ms, success) "
-            f"VALUES ({values}, 0, false);\n"
+            + history_insert_sql(table, migration, "0", success=False)
+            + ";\n"
             + body
             + f"UPDATE {table} SET success = true, execution_ms = {_elapsed_ms_sql()} "
             f"WHERE version = {migration.version};\n"
@@ -88,9 +85,8 @@ def render_migration(migration: MigrationFile, text: str, *, table: str) -> str:
         + "BEGIN;\n"
         + started
         + body
-        + f"INSERT INTO {table} (version, name, checksum, execution_ms, success) "
-        f"VALUES ({values}, {_elapsed_ms_sql()}, true);\n"
-        "COMMIT;\nRESET ALL;\n\\endif\n"
+        + history_insert_sql(table, migration, _elapsed_ms_sql(), success=True)
+        + ";\nCOMMIT;\nRESET ALL;\n\\endif\n"
     )
 
 
