@@ -153,3 +153,11 @@ def schema_url(server_conninfo: dict[str, Any], schema_template: str) -> Iterato
     dbname = f"schemactl_test_{uuid.uuid4().hex[:12]}"
     with janitor_for(server_conninfo, dbname, template=schema_template):
         yield url_for(server_conninfo, dbname)
+
+
+def public_tables(conn: psycopg.Connection[Any]) -> list[str]:
+    """Return the names of the tables in schema public, sorted."""
+    rows = conn.execute(
+        "SELECT tablename FROM pg_tables WHERE schemaname = 'public' ORDER BY 1"
+    ).fetchall()
+    return [r[0] for r in rows]

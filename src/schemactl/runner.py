@@ -130,15 +130,14 @@ def migrate(
             plan = plan_migrate(
                 files, rows, target=target, allow_out_of_order=allow_out_of_order
             )
-            for migration in plan.to_apply:
-                load_source(migration)  # every file is checked before any runs
+            checked = check_all(plan.to_apply)  # every file is checked before any runs
             # Created after the checks, so a refused run leaves nothing behind;
             # skipped when it exists and nothing is pending (a no-op run).
             if plan.to_apply or not rows:
                 db.ensure_history_table(conn, settings.table)
             applied: list[AppliedMigration] = []
             try:
-                _apply_all(conn, settings, plan.to_apply, observer, applied)
+                _apply_all(conn, settings, plan.to_apply, checked, observer, applied)
             finally:
                 if applied and not conn.closed:
                     db.flush_commits(conn)
@@ -149,17 +148,40 @@ def migrate(
     return MigrateResult(plan.to_apply, applied, dry_run=False, current_version=current)
 
 
+# Parsed files kept between the check and the run, up to this much text; past
+# it, files are read and split again when they run, so memory stays bounded
+# however many files are pending.
+CHECKED_SOURCES_BUDGET = 4 * 1024 * 1024
+
+
+def check_all(migrations: list[MigrationFile]) -> dict[int, ParsedSource]:
+    """Check every file before any runs; keep the parsed ones within the budget.
+
+    Raises:
+        MigrationDirError: for the first file that breaks a rule.
+    """
+    kept: dict[int, ParsedSource] = {}
+    budget = CHECKED_SOURCES_BUDGET
+    for migration in migrations:
+        source = load_source(migration)
+        budget -= len(source.text)
+        if budget >= 0:
+            kept[migration.version] = source
+    return kept
+
+
 def _apply_all(
     conn: db.Connection,
     settings: Settings,
     migrations: list[MigrationFile],
+    checked: dict[int, ParsedSource],
     observer: MigrateObserver,
     applied: list[AppliedMigration],
 ) -> None:
     """Apply in order, appending to `applied` as each commits (kept on failure)."""
     for index, migration in enumerate(migrations, start=1):
         observer.migration_started(migration, index, len(migrations))
-        source = load_source(migration)
+        source = checked.pop(migration.version, None) or load_source(migration)
         execution_ms = db.apply_migration(conn, settings.table, migration, source)
         observer.migration_applied(migration, execution_ms)
         applied.append(AppliedMigration(migration, execution_ms))

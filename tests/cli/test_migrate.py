@@ -4,16 +4,11 @@ from __future__ import annotations
 
 import pytest
 
+from tests.conftest import public_tables
+
 ONE = "CREATE TABLE one (id int PRIMARY KEY);\n"
 TWO = "CREATE TABLE two (id int);\nINSERT INTO two VALUES (1);\n"
 THREE = "CREATE TABLE three (id int);\n"
-
-
-def tables(db) -> list[str]:
-    rows = db.execute(
-        "SELECT tablename FROM pg_tables WHERE schemaname = 'public' ORDER BY 1"
-    ).fetchall()
-    return [r[0] for r in rows]
 
 
 def history(db):
@@ -79,7 +74,7 @@ def test_failure_reports_file_line_column_and_keeps_earlier_migrations(
     assert "  detail: Key (id)=(1) already exists." in result.stderr
     assert "  3 | INSERT INTO one VALUES (1), (1);" in result.stderr
     assert "statement 3 of the file failed" in result.stderr
-    assert tables(db) == ["one", "schema_migrations"]
+    assert public_tables(db) == ["one", "schema_migrations"]
     assert history(db) == [(1, "one", True)]
 
 
@@ -108,7 +103,7 @@ def test_dry_run_changes_nothing(run_cli, sql_dir, db):
         "would apply 002_two.sql",
         "dry run: 2 migrations pending, nothing changed (database at version none)",
     ]
-    assert tables(db) == []
+    assert public_tables(db) == []
 
 
 def test_to_stops_at_the_target(run_cli, sql_dir, db):
@@ -125,7 +120,7 @@ def test_refuses_while_an_applied_file_was_edited(run_cli, sql_dir, db):
     assert result.exit_code == 1
     assert "refusing to migrate: drift found in 1 migration" in result.stderr
     assert f"{sql_dir.path / '001_one.sql'}: checksum mismatch" in result.stderr
-    assert "two" not in tables(db)
+    assert "two" not in public_tables(db)
 
 
 def test_refuses_while_an_applied_file_is_missing(run_cli, sql_dir, db):
@@ -136,7 +131,7 @@ def test_refuses_while_an_applied_file_is_missing(run_cli, sql_dir, db):
     result = run_cli("migrate")
     assert result.exit_code == 1
     assert "version 1: missing file" in result.stderr
-    assert "two" not in tables(db)
+    assert "two" not in public_tables(db)
 
 
 def test_out_of_order_is_refused_unless_allowed(run_cli, sql_dir, db):
@@ -188,8 +183,8 @@ def test_command_option_overrides_the_environment(run_cli, sql_dir, tmp_path, db
     (other / "001_other.sql").write_text("CREATE TABLE other (id int);\n")
     sql_dir.write({"001_one.sql": ONE})
     assert run_cli("migrate", "--dir", str(other)).exit_code == 0
-    assert "other" in tables(db)
-    assert "one" not in tables(db)
+    assert "other" in public_tables(db)
+    assert "one" not in public_tables(db)
 
 
 def test_hostile_table_name_is_only_ever_an_identifier(run_cli, sql_dir, db):
@@ -198,7 +193,7 @@ def test_hostile_table_name_is_only_ever_an_identifier(run_cli, sql_dir, db):
     hostile = 'x"; DROP TABLE victim; --'
     assert run_cli("migrate", "--table", hostile).exit_code == 0
     assert run_cli("status", "--table", hostile).exit_code == 0
-    assert "victim" in tables(db)
+    assert "victim" in public_tables(db)
     count = db.execute('SELECT count(*) FROM "x""; DROP TABLE victim; --"').fetchone()
     assert count == (1,)
 
@@ -221,7 +216,7 @@ def test_invalid_directory_exits_2_naming_the_file(
     assert result.exit_code == 2
     assert message in result.stderr
     assert str(sql_dir.path) in result.stderr
-    assert tables(db) == []
+    assert public_tables(db) == []
 
 
 def test_invalid_table_option_exits_2(run_cli, sql_dir):

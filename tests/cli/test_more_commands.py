@@ -7,18 +7,12 @@ from pathlib import Path
 from click.testing import CliRunner
 
 from schemactl.cli import cli
+from tests.conftest import public_tables
 
 ONE = "CREATE TABLE one (id int);\n"
 ONE_DOWN = "DROP TABLE one;\n"
 TWO = "CREATE TABLE two (id int);\n"
 TWO_DOWN = "DROP TABLE two;\n"
-
-
-def tables(db) -> list[str]:
-    rows = db.execute(
-        "SELECT tablename FROM pg_tables WHERE schemaname = 'public' ORDER BY 1"
-    ).fetchall()
-    return [r[0] for r in rows]
 
 
 def versions(db) -> list[int]:
@@ -45,7 +39,7 @@ def test_rollback_reverts_the_newest_by_default(run_cli, sql_dir, db):
     assert result.stdout.splitlines()[0].startswith(
         "reverted 002_two.sql with 002_two.down.sql ("
     )
-    assert tables(db) == ["one", "schema_migrations"]
+    assert public_tables(db) == ["one", "schema_migrations"]
     assert versions(db) == [1]
 
 
@@ -54,7 +48,7 @@ def test_rollback_to_zero_then_migrate_again(run_cli, sql_dir, db):
     assert run_cli("migrate").exit_code == 0
     assert run_cli("rollback", "--to", "0").exit_code == 0
     assert versions(db) == []
-    assert tables(db) == ["schema_migrations"]
+    assert public_tables(db) == ["schema_migrations"]
     assert run_cli("migrate").exit_code == 0
     assert versions(db) == [1, 2]
 
@@ -88,7 +82,7 @@ def test_failing_down_file_keeps_the_row_and_the_schema(run_cli, sql_dir, db):
         f"{sql_dir.path / '001_one.down.sql'}:2:1: error: division by zero"
         in result.stderr
     )
-    assert "one" in tables(db)
+    assert "one" in public_tables(db)
     assert versions(db) == [1]
 
 
@@ -113,7 +107,7 @@ def test_baseline_records_without_running(run_cli, sql_dir, db):
         (0,),
     ]
     assert run_cli("migrate").exit_code == 0
-    assert tables(db) == ["one", "schema_migrations", "three", "two"]
+    assert public_tables(db) == ["one", "schema_migrations", "three", "two"]
 
 
 def test_baseline_refuses_a_non_empty_history(run_cli, sql_dir, db):
@@ -195,7 +189,7 @@ def test_concurrent_index_in_a_transactional_file_is_caught_before_running(
         "cannot run inside a transaction"
     ) in result.stderr
     assert "hint: add '-- schemactl:no-transaction'" in result.stderr
-    assert tables(db) == []
+    assert public_tables(db) == []
 
 
 def test_new_needs_no_database(tmp_path: Path):

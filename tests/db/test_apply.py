@@ -7,7 +7,9 @@ from pathlib import Path
 import pytest
 
 from schemactl import db as schemactl_db
-from schemactl.config import parse_table_name
+from schemactl import runner
+from schemactl.config import Settings, parse_table_name
+from schemactl.core.discovery import discover_migrations
 from schemactl.core.model import MigrationFile
 from schemactl.core.validation import parse_source
 from schemactl.errors import MigrationFailed
@@ -198,3 +200,20 @@ def test_flush_leaves_the_session_setting_as_it_was(db):
     before = db.execute("SHOW synchronous_commit").fetchone()
     schemactl_db.flush_commits(db)
     assert db.execute("SHOW synchronous_commit").fetchone() == before
+
+
+def test_migrate_rereads_files_past_the_checked_sources_budget(
+    database_url, sql_dir, db, monkeypatch
+):
+    monkeypatch.setattr(runner, "CHECKED_SOURCES_BUDGET", 30)
+    sql_dir.write(
+        {
+            "001_a.sql": "CREATE TABLE a (id int);\n",  # 25 characters: kept
+            "002_b.sql": "CREATE TABLE b (id int);\n",  # over the budget: re-read
+        }
+    )
+    kept = runner.check_all(discover_migrations(sql_dir.path))
+    assert sorted(kept) == [1]
+    result = runner.migrate(Settings(directory=sql_dir.path, database_url=database_url))
+    assert [a.migration.version for a in result.applied] == [1, 2]
+    assert history(db) == [(1, "a", True), (2, "b", True)]

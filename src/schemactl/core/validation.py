@@ -9,9 +9,9 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
-from schemactl.core.checksum import compute_checksum
+from schemactl.core.checksum import checksum_of_normalized
 from schemactl.core.directives import DIRECTIVE_RE
-from schemactl.core.discovery import decode_source, read_directives, read_source
+from schemactl.core.discovery import normalize_and_decode, read_directives, read_source
 from schemactl.core.model import MigrationFile
 from schemactl.core.splitting import (
     SplitError,
@@ -33,20 +33,20 @@ class ParsedSource:
     checksum: str
 
 
-def parse_source(data: bytes, path: Path) -> ParsedSource:
+def parse_source(data: bytes, path: Path | str) -> ParsedSource:
     """Decode, split and check one migration file's bytes.
 
     Raises:
         MigrationDirError: naming FILE:LINE for every rule the file breaks.
     """
-    text = decode_source(data, path)
+    normalized, text = normalize_and_decode(data, path)
     directives = read_directives(text, path)
     try:
         statements = split_statements(text)
     except SplitError as exc:
         line, column = position_to_line_column(text, exc.offset)
         raise MigrationDirError(
-            exc.message, path=path, line=line, column=column
+            exc.message, path=Path(path), line=line, column=column
         ) from exc
     _check_directives_in_header(text, directives.header_lines, path)
     if not directives.no_transaction:
@@ -55,30 +55,32 @@ def parse_source(data: bytes, path: Path) -> ParsedSource:
         text=text,
         statements=statements,
         no_transaction=directives.no_transaction,
-        checksum=compute_checksum(data),
+        checksum=checksum_of_normalized(normalized),
     )
 
 
-def _check_directives_in_header(text: str, header_lines: int, path: Path) -> None:
+def _check_directives_in_header(text: str, header_lines: int, path: Path | str) -> None:
     """Refuse a directive after the header: it would silently do nothing."""
     for number, line in enumerate(text.split("\n"), start=1):
         if number > header_lines and DIRECTIVE_RE.match(line):
             raise MigrationDirError(
                 "directives must stand in the leading '--' comment lines of the "
                 "file, before the first statement",
-                path=path,
+                path=Path(path),
                 line=number,
             )
 
 
-def _check_transactional(text: str, statements: list[Statement], path: Path) -> None:
+def _check_transactional(
+    text: str, statements: list[Statement], path: Path | str
+) -> None:
     for statement in statements:
         line, column = position_to_line_column(text, statement.offset)
         refused = refuses_transaction(statement)
         if refused is not None:
             raise MigrationDirError(
                 f"{refused} cannot run inside a transaction",
-                path=path,
+                path=Path(path),
                 line=line,
                 column=column,
                 hint="add '-- schemactl:no-transaction' at the top of the file",
@@ -87,7 +89,7 @@ def _check_transactional(text: str, statements: list[Statement], path: Path) -> 
             raise MigrationDirError(
                 "transaction control statement in a transactional migration: "
                 "schemactl already runs each file in its own transaction",
-                path=path,
+                path=Path(path),
                 line=line,
                 column=column,
                 hint="remove BEGIN/COMMIT, or add '-- schemactl:no-transaction' "
@@ -101,7 +103,7 @@ def load_source(migration: MigrationFile) -> ParsedSource:
     Raises:
         MigrationDirError: when the file changed since discovery or breaks a rule.
     """
-    source = parse_source(read_source(migration.path), migration.path)
+    source = parse_source(read_source(migration.location), migration.location)
     if source.checksum != migration.checksum:
         raise MigrationDirError(
             "file changed while schemactl was running; nothing of it was applied",
