@@ -13,10 +13,9 @@ from __future__ import annotations
 
 import os
 import sys
-import traceback
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 
 import click
 
@@ -31,7 +30,6 @@ from schemactl.config import (
     password_of,
     redact,
 )
-from schemactl.core.planning import RepairPlan
 from schemactl.errors import SchemactlError, UsageError
 from schemactl.render import (
     MigrateProgress,
@@ -48,6 +46,9 @@ from schemactl.render import (
     stdout,
     verify_json,
 )
+
+if TYPE_CHECKING:
+    from schemactl.core.planning import RepairPlan
 
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -438,7 +439,9 @@ def main() -> None:
     """Run the CLI; an unexpected error prints a traceback with secrets removed."""
     try:
         cli.main(prog_name="schemactl")
-    except Exception:
+    except Exception:  # the last net: redact secrets before anything is shown
+        import traceback  # only a crash pays for importing it
+
         secrets = tuple(
             s
             for s in (

@@ -6,8 +6,11 @@ the database layer (and psycopg) at start-up.
 
 from __future__ import annotations
 
-from schemactl.core.model import LockHolder, MigrationFile
-from schemactl.core.planning import RollbackStep
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from schemactl.core.model import LockHolder, MigrationFile
+    from schemactl.core.planning import RollbackStep
 
 
 class MigrateObserver:

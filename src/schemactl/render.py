@@ -12,8 +12,6 @@ import json
 import sys
 from typing import TYPE_CHECKING, Any, TextIO
 
-from schemactl.core.model import LockHolder, MigrationFile, StatusEntry
-from schemactl.core.planning import RepairPlan, RollbackStep
 from schemactl.errors import (
     DriftError,
     MigrationDirError,
@@ -26,6 +24,8 @@ if TYPE_CHECKING:
     from rich.console import Console
     from rich.status import Status
 
+    from schemactl.core.model import LockHolder, MigrationFile, StatusEntry
+    from schemactl.core.planning import RepairPlan, RollbackStep
     from schemactl.runner import (
         MigrateResult,
         RepairResult,

@@ -8,6 +8,8 @@ from collections.abc import Iterator
 import pytest
 from click.testing import CliRunner
 
+from schemactl import cli as cli_module
+from schemactl import runner
 from schemactl.cli import cli
 from tests.conftest import run_subprocess
 
@@ -100,3 +102,24 @@ def test_real_process_exit_code_and_streams(database_url, sql_dir):
         f"{sql_dir.path / '001_one.sql'}:1:1: error: division by zero"
     )
     assert done.stdout == ""
+
+
+def test_an_unexpected_crash_prints_a_traceback_without_the_password(
+    sql_dir, monkeypatch, capsys
+):
+    url = f"postgresql://app:{SECRET}@127.0.0.1:5432/app"
+
+    def crash(settings):
+        raise RuntimeError(f"unexpected failure talking to {url} ({SECRET})")
+
+    monkeypatch.setattr(runner, "status", crash)
+    monkeypatch.setattr(
+        "sys.argv", ["schemactl", "-d", url, "--dir", str(sql_dir.path), "status"]
+    )
+    with pytest.raises(SystemExit) as exited:
+        cli_module.main()
+    assert exited.value.code == 1
+    err = capsys.readouterr().err
+    assert "Traceback (most recent call last)" in err
+    assert "RuntimeError: unexpected failure talking to postgresql://app:****@" in err
+    assert SECRET not in err

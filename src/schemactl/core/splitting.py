@@ -12,7 +12,6 @@ statements.
 
 from __future__ import annotations
 
-import re
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
@@ -25,8 +24,10 @@ _SEMICOLON = "ASCII_59"
 _OPEN_PAREN = "ASCII_40"
 _CLOSE_PAREN = "ASCII_41"
 _BACKSLASH = "ASCII_92"
-# psql treats any unquoted word as an identifier when it tracks BEGIN ... END.
-_WORD_RE = re.compile(r"[A-Za-z_\u0080-\U0010ffff][A-Za-z0-9_$\u0080-\U0010ffff]*")
+# psql treats any unquoted word as an identifier when it tracks BEGIN ... END: in
+# the server's scanner that is a keyword token or an IDENT that is not quoted.
+_NOT_A_KEYWORD = "NO_KEYWORD"
+_IDENT = "IDENT"
 _FUNCTION_HEAD_WORDS: frozenset[str] = frozenset(
     {"create", "function", "procedure", "or", "replace"}
 )
@@ -196,18 +197,20 @@ def _split_chunk(text: str, base: int) -> tuple[list[Statement], int]:
             statements.append(statement)
             state = _StatementState()
             continue
-        _track_token(state, text[start : base + token.end + 1], token.name)
+        _track_token(state, text[start : base + token.end + 1], token)
     if state.start is not None:
         statements.append(_make_statement(text, state, end=len(text)))
     return statements, len(text)
 
 
-def _track_token(state: _StatementState, token_text: str, token_name: str) -> None:
-    if token_name == _OPEN_PAREN:
+def _track_token(state: _StatementState, token_text: str, token: Token) -> None:
+    if token.name == _OPEN_PAREN:
         state.paren_depth += 1
-    elif token_name == _CLOSE_PAREN:
+    elif token.name == _CLOSE_PAREN:
         state.paren_depth = max(0, state.paren_depth - 1)
-    elif _WORD_RE.fullmatch(token_text):
+    elif token.kind != _NOT_A_KEYWORD or (
+        token.name == _IDENT and not token_text.startswith('"')
+    ):
         state.see_word(token_text)
 
 
