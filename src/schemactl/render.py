@@ -107,6 +107,7 @@ class MigrateProgress(MigrateObserver):
             self._status.update(message)
 
     def migration_applied(self, migration: MigrationFile, execution_ms: int) -> None:
+        self.close()  # a live spinner and a printed line would share one screen line
         self._out.line(f"applied {migration.label} ({execution_ms} ms)")
 
     def rollback_started(self, step: RollbackStep, index: int, total: int) -> None:
@@ -114,6 +115,7 @@ class MigrateProgress(MigrateObserver):
 
     def migration_reverted(self, step: RollbackStep, execution_ms: int) -> None:
         label, down = step.migration.label, step.down_path.name
+        self.close()
         self._out.line(f"reverted {label} with {down} ({execution_ms} ms)")
 
     def _show_spinner(self, message: str) -> None:
@@ -127,7 +129,8 @@ class MigrateProgress(MigrateObserver):
             self._status.update(message)
 
     def close(self) -> None:
-        """Stop the spinner, if any; call before printing a summary or an error."""
+        """Stop the spinner, if any; call before printing a line, a summary or an
+        error (the next migration starts a new one)."""
         if self._status is not None:
             self._status.stop()
             self._status = None
