@@ -116,6 +116,7 @@ def migrate(
             plan = plan_migrate(
                 files, rows, target=target, allow_out_of_order=allow_out_of_order
             )
+            check_all(plan.to_apply)  # a dry run catches what a real run would
             current = max((r.version for r in rows), default=None)
             return MigrateResult(
                 plan.to_apply, [], dry_run=True, current_version=current

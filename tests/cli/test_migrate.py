@@ -227,3 +227,16 @@ def test_invalid_table_option_exits_2(run_cli, sql_dir):
 
 def test_unknown_option_is_a_usage_error(run_cli):
     assert run_cli("migrate", "--bogus").exit_code == 2
+
+
+def test_dry_run_checks_pending_files_like_a_real_run(run_cli, sql_dir, db):
+    sql_dir.write(
+        {
+            "001_one.sql": ONE,
+            "002_idx.sql": "CREATE INDEX CONCURRENTLY i ON one (id);\n",
+        }
+    )
+    result = run_cli("migrate", "--dry-run")
+    assert result.exit_code == 2
+    assert "CREATE INDEX CONCURRENTLY cannot run inside a transaction" in result.stderr
+    assert public_tables(db) == []
