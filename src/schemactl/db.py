@@ -372,22 +372,11 @@ def _run_statements(
     with conn.cursor() as cur:
         for number, statement in enumerate(source.statements, start=1):
             try:
-                _execute_statement(cur, statement)
+                _send(cur, _Message(statement.text, statement, number))
             except psycopg.Error as exc:
                 raise _migration_failed(
                     exc, path, source, statement, number, transactional
                 ) from exc
-
-
-def _execute_statement(cur: psycopg.Cursor[Any], statement: Statement) -> None:
-    # File text is the one query that is not a literal: the user's SQL, sent
-    # unchanged and without parameters (simple protocol, `%` not interpreted).
-    query = statement.text
-    if statement.copy_data is None:
-        cur.execute(query)
-        return
-    with cur.copy(query) as copy:
-        copy.write(statement.copy_data)
 
 
 def _migration_failed(

@@ -217,3 +217,13 @@ def test_migrate_rereads_files_past_the_checked_sources_budget(
     result = runner.migrate(Settings(directory=sql_dir.path, database_url=database_url))
     assert [a.migration.version for a in result.applied] == [1, 2]
     assert history(db) == [(1, "a", True), (2, "b", True)]
+
+
+def test_copy_in_a_no_transaction_file(db):
+    apply(
+        db,
+        "-- schemactl:no-transaction\nCREATE TABLE t (id int);\n"
+        "COPY t FROM stdin;\n7\n\\.\nCREATE INDEX CONCURRENTLY t_id ON t (id);\n",
+    )
+    assert db.execute("SELECT array_agg(id) FROM t").fetchone() == ([7],)
+    assert history(db) == [(1, "m", True)]
