@@ -26,8 +26,8 @@ from schemactl.config import (
     DEFAULT_LOCK_TIMEOUT,
     DEFAULT_TABLE,
     Settings,
+    known_secrets,
     parse_table_name,
-    password_of,
     redact,
 )
 from schemactl.errors import SchemactlError, UsageError
@@ -119,7 +119,6 @@ def build_settings(
         for key in SHARED_OPTIONS
     }
     url = merged["database_url"]
-    secrets = tuple(s for s in (password_of(url), os.environ.get("PGPASSWORD")) if s)
     return Settings(
         directory=merged["directory"] or DEFAULT_DIR,
         table=parse_table_name(merged["table"] or DEFAULT_TABLE),
@@ -130,7 +129,7 @@ def build_settings(
             else DEFAULT_CONNECT_TIMEOUT
         ),
         lock_timeout=DEFAULT_LOCK_TIMEOUT if lock_timeout is None else lock_timeout,
-        secrets=secrets,
+        secrets=known_secrets(url),
     )
 
 
@@ -442,17 +441,8 @@ def main() -> None:
     except Exception:  # the last net: redact secrets before anything is shown
         import traceback  # only a crash pays for importing it
 
-        secrets = tuple(
-            s
-            for s in (
-                password_of(os.environ.get("DATABASE_URL")),
-                os.environ.get("PGPASSWORD"),
-            )
-            if s
-        )
-        sys.stderr.write(redact(traceback.format_exc(), secrets + _argv_secrets()))
+        # Every password the process could know: URLs on the command line, in
+        # DATABASE_URL, and PGPASSWORD.
+        secrets = known_secrets(os.environ.get("DATABASE_URL"), *sys.argv)
+        sys.stderr.write(redact(traceback.format_exc(), secrets))
         sys.exit(1)
-
-
-def _argv_secrets() -> tuple[str, ...]:
-    return tuple(s for s in (password_of(arg) for arg in sys.argv) if s)

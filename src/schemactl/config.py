@@ -5,6 +5,7 @@ Stdlib and errors only.
 
 from __future__ import annotations
 
+import os
 import re
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -90,6 +91,12 @@ def password_of(url: str | None) -> str | None:
             return None
     match = _KEYWORD_PASSWORD_RE.search(url)
     return match.group(2).strip("'") if match else None
+
+
+def known_secrets(*urls: str | None) -> tuple[str, ...]:
+    """Return the passwords of the given URLs and of PGPASSWORD, to redact them."""
+    found = [password_of(url) for url in urls] + [os.environ.get("PGPASSWORD")]
+    return tuple(secret for secret in found if secret)
 
 
 def redact(text: str, secrets: tuple[str, ...]) -> str:

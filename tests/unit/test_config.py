@@ -2,7 +2,13 @@ from __future__ import annotations
 
 import pytest
 
-from schemactl.config import mask_url, parse_table_name, password_of, redact
+from schemactl.config import (
+    known_secrets,
+    mask_url,
+    parse_table_name,
+    password_of,
+    redact,
+)
 from schemactl.errors import UsageError
 
 
@@ -48,3 +54,11 @@ def test_password_of():
 
 def test_redact_removes_known_secrets_anywhere():
     assert redact("failed for hunter2 at x", ("hunter2",)) == "failed for **** at x"
+
+
+def test_known_secrets_collects_url_passwords_and_pgpassword(monkeypatch):
+    monkeypatch.setenv("PGPASSWORD", "from-env")
+    found = known_secrets(
+        "postgresql://u:from-url@h/d", None, "not a url", "host=h password=kw"
+    )
+    assert found == ("from-url", "kw", "from-env")
