@@ -1,7 +1,9 @@
 """The only module that talks to PostgreSQL (psycopg 3). No click, no rich.
 
 Every psycopg error that leaves this module is translated into a SchemactlError with
-the cause kept (``raise ... from exc``); messages never carry a password.
+the cause kept (``raise ... from exc``), except a connection error, whose text may
+hold the conninfo: it is redacted into the message and not chained. Messages never
+carry a password.
 """
 
 from __future__ import annotations
@@ -11,7 +13,7 @@ import math
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -243,24 +245,24 @@ def _transaction_messages(source: ParsedSource, record: str) -> list[_Message]:
 
     COPY FROM STDIN needs the copy protocol, so it is never glued to anything.
     """
-    end = f"\n;\n{record};\nCOMMIT;\nRESET ALL"
+    commit = f"{record};\nCOMMIT;\nRESET ALL"
     statements = source.statements
     if not statements:
-        return [_Message(_BEGIN + end.lstrip("\n;"), None)]
+        return [_Message(_BEGIN + commit, None)]
     messages = [
         _Message(s.text, s, number) for number, s in enumerate(statements, start=1)
     ]
-    first, last = messages[0], messages[-1]
-    if first.statement is not None and first.statement.is_copy_from_stdin:
+    if statements[0].is_copy_from_stdin:
         messages.insert(0, _Message(_BEGIN, None))
     else:
-        messages[0] = _Message(_BEGIN + first.text, first.statement, 1, len(_BEGIN))
-        if len(messages) == 1:
-            last = messages[0]
-    if last.statement is not None and last.statement.is_copy_from_stdin:
-        messages.append(_Message(end.lstrip("\n;"), None))
+        first = messages[0]
+        messages[0] = replace(first, text=_BEGIN + first.text, lead=len(_BEGIN))
+    if statements[-1].is_copy_from_stdin:
+        messages.append(_Message(commit, None))
     else:
-        messages[-1] = _Message(last.text + end, last.statement, last.number, last.lead)
+        # A newline first: the statement's text may end in a `--` comment.
+        last = messages[-1]
+        messages[-1] = replace(last, text=f"{last.text}\n;\n{commit}")
     return messages
 
 
