@@ -9,11 +9,12 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from typing import TypeVar
 
 from schemactl import db
 from schemactl.config import Settings
 from schemactl.core.discovery import discover_migrations, read_source
-from schemactl.core.model import MigrationFile, StatusEntry
+from schemactl.core.model import HistoryRow, MigrationFile, StatusEntry
 from schemactl.core.planning import (
     RepairPlan,
     RollbackStep,
@@ -110,16 +111,22 @@ def migrate(
     """
     observer = observer or MigrateObserver()
     files = discover_migrations(settings.directory)
+
+    def plan_and_check(
+        conn: db.Connection,
+    ) -> tuple[list[HistoryRow], list[MigrationFile], list[ParsedSource | None]]:
+        rows = db.read_history(conn, settings.table)
+        plan = plan_migrate(
+            files, rows, target=target, allow_out_of_order=allow_out_of_order
+        )
+        # Every file is checked before any runs; a dry run catches what a run would.
+        return rows, plan.to_apply, check_before_running(plan.to_apply, load_source)
+
     with db.connect(settings) as conn:
         if dry_run:
-            rows = db.read_history(conn, settings.table)
-            plan = plan_migrate(
-                files, rows, target=target, allow_out_of_order=allow_out_of_order
-            )
-            check_all(plan.to_apply)  # a dry run catches what a real run would
-            current = max((r.version for r in rows), default=None)
+            rows, pending, _ = plan_and_check(conn)
             return MigrateResult(
-                plan.to_apply, [], dry_run=True, current_version=current
+                pending, [], dry_run=True, current_version=_highest_version(rows, [])
             )
         with db.advisory_lock(
             conn,
@@ -127,47 +134,53 @@ def migrate(
             timeout=settings.lock_timeout,
             on_wait=observer.lock_waiting,
         ):
-            rows = db.read_history(conn, settings.table)
-            plan = plan_migrate(
-                files, rows, target=target, allow_out_of_order=allow_out_of_order
-            )
-            checked = check_all(plan.to_apply)  # every file is checked before any runs
+            rows, pending, checked = plan_and_check(conn)
             # Created after the checks, so a refused run leaves nothing behind;
             # skipped when it exists and nothing is pending (a no-op run).
-            if plan.to_apply or not rows:
+            if pending or not rows:
                 db.ensure_history_table(conn, settings.table)
             applied: list[AppliedMigration] = []
             try:
-                _apply_all(conn, settings, plan.to_apply, checked, observer, applied)
+                _apply_all(conn, settings, pending, checked, observer, applied)
             finally:
                 if applied and not conn.closed:
                     db.flush_commits(conn)
-            current = max(
-                [r.version for r in rows] + [a.migration.version for a in applied],
-                default=None,
-            )
-    return MigrateResult(plan.to_apply, applied, dry_run=False, current_version=current)
+    current = _highest_version(rows, applied)
+    return MigrateResult(pending, applied, dry_run=False, current_version=current)
+
+
+def _highest_version(
+    rows: list[HistoryRow], applied: list[AppliedMigration]
+) -> int | None:
+    versions = [r.version for r in rows] + [a.migration.version for a in applied]
+    return max(versions, default=None)
 
 
 # Parsed files kept between the check and the run, up to this much text; past
 # it, files are read and split again when they run, so memory stays bounded
-# however many files are pending.
+# however many files are to run.
 CHECKED_SOURCES_BUDGET = 4 * 1024 * 1024
 
+T = TypeVar("T")
 
-def check_all(migrations: list[MigrationFile]) -> dict[int, ParsedSource]:
-    """Check every file before any runs; keep the parsed ones within the budget.
+
+def check_before_running(
+    items: list[T], load: Callable[[T], ParsedSource]
+) -> list[ParsedSource | None]:
+    """Check every file before any runs; keep parsed sources within the budget.
+
+    Returns one entry per item: its parsed source, or None past the budget (the
+    caller loads it again when it runs).
 
     Raises:
         MigrationDirError: for the first file that breaks a rule.
     """
-    kept: dict[int, ParsedSource] = {}
+    kept: list[ParsedSource | None] = []
     budget = CHECKED_SOURCES_BUDGET
-    for migration in migrations:
-        source = load_source(migration)
+    for item in items:
+        source = load(item)
         budget -= len(source.text)
-        if budget >= 0:
-            kept[migration.version] = source
+        kept.append(source if budget >= 0 else None)
     return kept
 
 
@@ -175,14 +188,14 @@ def _apply_all(
     conn: db.Connection,
     settings: Settings,
     migrations: list[MigrationFile],
-    checked: dict[int, ParsedSource],
+    checked: list[ParsedSource | None],
     observer: MigrateObserver,
     applied: list[AppliedMigration],
 ) -> None:
     """Apply in order, appending to `applied` as each commits (kept on failure)."""
-    for index, migration in enumerate(migrations, start=1):
+    for index, (migration, kept) in enumerate(zip(migrations, checked, strict=True), 1):
         observer.migration_started(migration, index, len(migrations))
-        source = checked.pop(migration.version, None) or load_source(migration)
+        source = kept or load_source(migration)
         execution_ms = db.apply_migration(conn, settings.table, migration, source)
         observer.migration_applied(migration, execution_ms)
         applied.append(AppliedMigration(migration, execution_ms))
@@ -255,12 +268,11 @@ def rollback(
     ):
         rows = db.read_history(conn, settings.table)
         plan = plan_rollback(files, rows, steps=steps, target=target)
-        for step in plan:
-            load_down_source(step)  # every down file is checked before any runs
+        checked = check_before_running(plan, load_down_source)
         done = []
-        for index, step in enumerate(plan, start=1):
+        for index, (step, kept) in enumerate(zip(plan, checked, strict=True), 1):
             observer.rollback_started(step, index, len(plan))
-            source = load_down_source(step)
+            source = kept or load_down_source(step)
             execution_ms = db.revert_migration(
                 conn, settings.table, step.migration, step.down_path, source
             )

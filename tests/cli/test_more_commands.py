@@ -217,3 +217,15 @@ def test_new_refuses_an_invalid_directory(tmp_path: Path):
     result = CliRunner().invoke(cli, ["new", "x", "--dir", str(tmp_path)])
     assert result.exit_code == 2
     assert "notes.sql" in result.stderr
+
+
+def test_rollback_checks_every_down_file_before_reverting_any(run_cli, sql_dir, db):
+    write_two(sql_dir)
+    assert run_cli("migrate").exit_code == 0
+    sql_dir.write({"001_one.down.sql": "\\echo not SQL\nDROP TABLE one;\n"})
+    result = run_cli("rollback", "--to", "0")
+    assert result.exit_code == 2
+    assert f"{sql_dir.path / '001_one.down.sql'}:1:1: error:" in result.stderr
+    assert "meta-command" in result.stderr
+    assert versions(db) == [1, 2]
+    assert public_tables(db) == ["one", "schema_migrations", "two"]

@@ -11,7 +11,7 @@ from schemactl import runner
 from schemactl.config import Settings, parse_table_name
 from schemactl.core.discovery import discover_migrations
 from schemactl.core.model import MigrationFile
-from schemactl.core.validation import parse_source
+from schemactl.core.validation import load_source, parse_source
 from schemactl.errors import MigrationFailed
 
 TABLE = parse_table_name("schema_migrations")
@@ -212,8 +212,8 @@ def test_migrate_rereads_files_past_the_checked_sources_budget(
             "002_b.sql": "CREATE TABLE b (id int);\n",  # over the budget: re-read
         }
     )
-    kept = runner.check_all(discover_migrations(sql_dir.path))
-    assert sorted(kept) == [1]
+    kept = runner.check_before_running(discover_migrations(sql_dir.path), load_source)
+    assert [source is not None for source in kept] == [True, False]
     result = runner.migrate(Settings(directory=sql_dir.path, database_url=database_url))
     assert [a.migration.version for a in result.applied] == [1, 2]
     assert history(db) == [(1, "a", True), (2, "b", True)]
