@@ -12,6 +12,7 @@ import json
 import sys
 from typing import TYPE_CHECKING, Any, TextIO
 
+from schemactl.core.model import State
 from schemactl.errors import (
     DriftError,
     MigrationDirError,
@@ -276,16 +277,16 @@ def _describe_entry(entry: StatusEntry) -> str:
 
 
 def _explain_state(entry: StatusEntry) -> str:
-    state = str(entry.state)
-    if state == "checksum mismatch" and entry.file and entry.row:
+    state = entry.state
+    if state is State.CHECKSUM_MISMATCH and entry.file and entry.row:
         return (
             f" (applied {entry.row.checksum[:12]}, file now {entry.file.checksum[:12]})"
         )
-    if state == "missing file":
+    if state is State.MISSING_FILE:
         return f" ({entry.name} is in the history, its file is gone)"
-    if state == "failed":
+    if state is State.FAILED:
         return " (a no-transaction migration failed part-way; fix it, then repair)"
-    if state == "out of order":
+    if state is State.OUT_OF_ORDER:
         return " (lower than the highest applied version; see --allow-out-of-order)"
     return ""
 

@@ -97,15 +97,6 @@ def pair_file_names(
     return [(ups[v], downs.get(v)) for v in sorted(ups)]
 
 
-def decode_source(data: bytes, path: Path) -> str:
-    """Decode normalised UTF-8 text.
-
-    Raises:
-        MigrationDirError: naming the byte offset of the first invalid byte.
-    """
-    return normalize_and_decode(data, path)[1]
-
-
 def normalize_and_decode(data: bytes, path: Path | str) -> tuple[bytes, str]:
     """Return the normalised bytes (what the checksum covers) and their text.
 
