@@ -25,12 +25,16 @@ from schemactl.config import (
     DEFAULT_DIR,
     DEFAULT_LOCK_TIMEOUT,
     DEFAULT_TABLE,
+    DEFAULT_TABLE_LOCK_BACKOFF,
+    DEFAULT_TABLE_LOCK_RETRIES,
+    DEFAULT_TABLE_LOCK_TIMEOUT,
     Settings,
     known_secrets,
     parse_table_name,
     redact,
 )
-from schemactl.errors import SchemactlError, UsageError
+from schemactl.errors import Cancelled, SchemactlError, UsageError
+from schemactl.interrupts import Interrupted, signals_cancel
 from schemactl.render import (
     MigrateProgress,
     render_baseline,
@@ -87,8 +91,9 @@ def shared_options(*, with_env: bool) -> Callable[[F], F]:
             click.option(
                 "--connect-timeout",
                 type=click.FloatRange(min=0),
-                help=f"Seconds to wait for the server [default: "
-                f"{DEFAULT_CONNECT_TIMEOUT:g}].",
+                envvar=envvar("SCHEMACTL_CONNECT_TIMEOUT"),
+                help="Seconds to wait for the server [env: SCHEMACTL_CONNECT_TIMEOUT; "
+                f"default: {DEFAULT_CONNECT_TIMEOUT:g}].",
             ),
         ]
         for option in reversed(options):
@@ -99,18 +104,75 @@ def shared_options(*, with_env: bool) -> Callable[[F], F]:
 
 
 def lock_timeout_option(function: F) -> F:
-    """Add --lock-timeout to a command that takes the advisory lock."""
+    """Add --lock-timeout to a command that takes the migration lock."""
     return click.option(
         "--lock-timeout",
         type=click.FloatRange(min=0),
         default=DEFAULT_LOCK_TIMEOUT,
+        envvar="SCHEMACTL_LOCK_TIMEOUT",
         show_default=True,
-        help="Seconds to wait for another runner's lock (0: try once).",
+        help="Seconds to wait for another schemactl run's migration lock (an "
+        "advisory lock), 0: try once [env: SCHEMACTL_LOCK_TIMEOUT].",
     )(function)
 
 
+def table_lock_timeout_option(function: F) -> F:
+    """Add --table-lock-timeout: how long one statement waits for a table lock."""
+    return click.option(
+        "--table-lock-timeout",
+        type=click.FloatRange(min=0),
+        default=DEFAULT_TABLE_LOCK_TIMEOUT,
+        envvar="SCHEMACTL_TABLE_LOCK_TIMEOUT",
+        show_default=True,
+        help="Seconds a statement waits for a lock on a table (PostgreSQL's "
+        "lock_timeout), 0: no limit [env: SCHEMACTL_TABLE_LOCK_TIMEOUT].",
+    )(function)
+
+
+def statement_options(function: F) -> F:
+    """Add the options that bound and retry each statement of a file."""
+    options = [
+        table_lock_timeout_option,
+        click.option(
+            "--table-lock-retries",
+            type=click.IntRange(min=0),
+            default=DEFAULT_TABLE_LOCK_RETRIES,
+            envvar="SCHEMACTL_TABLE_LOCK_RETRIES",
+            show_default=True,
+            help="After a table lock timeout, roll the file back and run it again "
+            "this many times [env: SCHEMACTL_TABLE_LOCK_RETRIES].",
+        ),
+        click.option(
+            "--table-lock-backoff",
+            type=click.FloatRange(min=0),
+            default=DEFAULT_TABLE_LOCK_BACKOFF,
+            envvar="SCHEMACTL_TABLE_LOCK_BACKOFF",
+            show_default=True,
+            help="Seconds before the first retry; doubled for each next one, at "
+            "most 30 [env: SCHEMACTL_TABLE_LOCK_BACKOFF].",
+        ),
+        click.option(
+            "--statement-timeout",
+            type=click.FloatRange(min=0),
+            envvar="SCHEMACTL_STATEMENT_TIMEOUT",
+            help="Seconds any one statement may run, 0: no limit [env: "
+            "SCHEMACTL_STATEMENT_TIMEOUT; default: the server's setting].",
+        ),
+    ]
+    for option in reversed(options):
+        function = option(function)
+    return function
+
+
 def build_settings(
-    ctx: click.Context, lock_timeout: float | None = None, **local: Any
+    ctx: click.Context,
+    lock_timeout: float | None = None,
+    *,
+    table_lock_timeout: float = DEFAULT_TABLE_LOCK_TIMEOUT,
+    table_lock_retries: int = DEFAULT_TABLE_LOCK_RETRIES,
+    table_lock_backoff: float = DEFAULT_TABLE_LOCK_BACKOFF,
+    statement_timeout: float | None = None,
+    **local: Any,
 ) -> Settings:
     """Merge command options over group options (which carry the env vars)."""
     group: dict[str, Any] = ctx.find_root().params
@@ -129,6 +191,10 @@ def build_settings(
             else DEFAULT_CONNECT_TIMEOUT
         ),
         lock_timeout=DEFAULT_LOCK_TIMEOUT if lock_timeout is None else lock_timeout,
+        table_lock_timeout=table_lock_timeout,
+        table_lock_retries=table_lock_retries,
+        table_lock_backoff=table_lock_backoff,
+        statement_timeout=statement_timeout,
         secrets=known_secrets(url),
     )
 
@@ -140,10 +206,23 @@ class SchemactlGroup(click.Group):
         try:
             return super().invoke(ctx)
         except SchemactlError as error:
-            if ctx.params.get("traceback"):
-                raise
-            render_error(error, stderr())
-            ctx.exit(error.exit_code)
+            self._fail(ctx, error, error.exit_code)
+        except Interrupted as signal:  # before click turns it into "Aborted!"
+            cancelled = Cancelled(
+                f"cancelled by {signal.signal_name}: nothing was changed",
+                signal_number=signal.signal_number,
+            )
+            self._fail(ctx, cancelled, cancelled.exit_code)
+
+    @staticmethod
+    def _fail(ctx: click.Context, error: SchemactlError, exit_code: int) -> None:
+        if ctx.params.get("traceback"):
+            # Asked for, redacted, and never a different exit code.
+            import traceback  # only --traceback pays for importing it
+
+            sys.stderr.write(redact(traceback.format_exc(), _process_secrets()))
+        render_error(error, stderr())
+        ctx.exit(exit_code)
 
 
 @click.group(
@@ -159,14 +238,16 @@ def cli(**_: Any) -> None:
 
     \b
     Exit codes: 0 success; 1 a migration failed or drift was found;
-    2 usage error or invalid migrations directory; 3 cannot connect or
-    the lock timed out.
+    2 usage error or invalid migrations directory; 3 the database could not
+    be used (cannot connect, connection lost, read-only, a lock wait ran
+    out); 130/143 cancelled by SIGINT/SIGTERM.
     """
 
 
 @cli.command()
 @shared_options(with_env=False)
 @lock_timeout_option
+@statement_options
 @click.option("--to", "target", type=int, metavar="V", help="Apply up to version V.")
 @click.option(
     "--dry-run", is_flag=True, help="Show what would be applied; change nothing."
@@ -183,7 +264,6 @@ def migrate(
     target: int | None,
     dry_run: bool,
     allow_out_of_order: bool,
-    lock_timeout: float,
     **local: Any,
 ) -> None:
     """Apply pending migrations in order, each in its own transaction.
@@ -196,7 +276,7 @@ def migrate(
     """
     from schemactl import runner  # imported when run: see module docstring
 
-    settings = build_settings(ctx, lock_timeout, **local)
+    settings = build_settings(ctx, **local)
     out, err = stdout(), stderr()
     progress = MigrateProgress(out, err)
     try:
@@ -214,6 +294,7 @@ def migrate(
 
 @cli.command()
 @shared_options(with_env=False)
+@table_lock_timeout_option
 @click.option("--json", "as_json", is_flag=True, help="Print one JSON document.")
 @click.pass_context
 def status(ctx: click.Context, /, as_json: bool, **local: Any) -> None:
@@ -235,6 +316,7 @@ def status(ctx: click.Context, /, as_json: bool, **local: Any) -> None:
 
 @cli.command()
 @shared_options(with_env=False)
+@table_lock_timeout_option
 @click.option("--strict", is_flag=True, help="Fail on pending migrations too.")
 @click.option(
     "--allow-out-of-order",
@@ -279,6 +361,7 @@ def verify(
 @cli.command()
 @shared_options(with_env=False)
 @lock_timeout_option
+@statement_options
 @click.option(
     "--steps",
     type=click.IntRange(min=1),
@@ -293,7 +376,6 @@ def rollback(
     /,
     steps: int | None,
     target: int | None,
-    lock_timeout: float,
     **local: Any,
 ) -> None:
     """Revert applied migrations with their down files, newest first.
@@ -311,7 +393,7 @@ def rollback(
         raise UsageError("use --steps or --to, not both")
     from schemactl import runner  # imported when run: see module docstring
 
-    settings = build_settings(ctx, lock_timeout, **local)
+    settings = build_settings(ctx, **local)
     out, err = stdout(), stderr()
     progress = MigrateProgress(out, err)
     try:
@@ -324,6 +406,7 @@ def rollback(
 @cli.command()
 @shared_options(with_env=False)
 @lock_timeout_option
+@table_lock_timeout_option
 @click.option(
     "--version",
     "version",
@@ -333,9 +416,7 @@ def rollback(
     help="Record every file up to V as applied.",
 )
 @click.pass_context
-def baseline(
-    ctx: click.Context, /, version: int, lock_timeout: float, **local: Any
-) -> None:
+def baseline(ctx: click.Context, /, version: int, **local: Any) -> None:
     """Record files up to a version as applied without running them.
 
     For a database built another way (e.g. with psql -f). Refuses when the
@@ -347,20 +428,19 @@ def baseline(
     """
     from schemactl import runner  # imported when run: see module docstring
 
-    recorded = runner.baseline(
-        build_settings(ctx, lock_timeout, **local), version=version
-    )
+    recorded = runner.baseline(build_settings(ctx, **local), version=version)
     render_baseline(recorded, stdout())
 
 
 @cli.command()
 @shared_options(with_env=False)
 @lock_timeout_option
+@table_lock_timeout_option
 @click.option(
     "--yes", is_flag=True, help="Apply without asking (needed off a terminal)."
 )
 @click.pass_context
-def repair(ctx: click.Context, /, yes: bool, lock_timeout: float, **local: Any) -> None:
+def repair(ctx: click.Context, /, yes: bool, **local: Any) -> None:
     """Realign stored checksums with the files and delete failed rows.
 
     Shows exactly what it will change first, then asks; --yes skips the question
@@ -382,7 +462,7 @@ def repair(ctx: click.Context, /, yes: bool, lock_timeout: float, **local: Any) 
 
     from schemactl import runner  # imported when run: see module docstring
 
-    result = runner.repair(build_settings(ctx, lock_timeout, **local), confirm=confirm)
+    result = runner.repair(build_settings(ctx, **local), confirm=confirm)
     render_repair(result, out)
 
 
@@ -434,15 +514,20 @@ def sql_command(ctx: click.Context, /, target: int | None, **local: Any) -> None
         click.echo(chunk, nl=False)
 
 
+def _process_secrets() -> tuple[str, ...]:
+    """Every password the process could know: URLs on the command line, in
+    DATABASE_URL, and PGPASSWORD."""
+    return known_secrets(os.environ.get("DATABASE_URL"), *sys.argv)
+
+
 def main() -> None:
-    """Run the CLI; an unexpected error prints a traceback with secrets removed."""
+    """Run the CLI with SIGINT/SIGTERM as a clean cancel; an unexpected error
+    prints a traceback with secrets removed."""
     try:
-        cli.main(prog_name="schemactl")
+        with signals_cancel():
+            cli.main(prog_name="schemactl")
     except Exception:  # the last net: redact secrets before anything is shown
         import traceback  # only a crash pays for importing it
 
-        # Every password the process could know: URLs on the command line, in
-        # DATABASE_URL, and PGPASSWORD.
-        secrets = known_secrets(os.environ.get("DATABASE_URL"), *sys.argv)
-        sys.stderr.write(redact(traceback.format_exc(), secrets))
+        sys.stderr.write(redact(traceback.format_exc(), _process_secrets()))
         sys.exit(1)

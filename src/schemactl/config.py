@@ -17,6 +17,12 @@ DEFAULT_DIR = Path("sql")
 DEFAULT_TABLE = "public.schema_migrations"
 DEFAULT_CONNECT_TIMEOUT = 10.0
 DEFAULT_LOCK_TIMEOUT = 60.0
+# A migration statement waits this long for a table lock, then its file is
+# rolled back and retried: long enough for ordinary transactions to finish, short
+# enough that the queries queued behind the waiting DDL do not pile up.
+DEFAULT_TABLE_LOCK_TIMEOUT = 5.0
+DEFAULT_TABLE_LOCK_RETRIES = 3
+DEFAULT_TABLE_LOCK_BACKOFF = 1.0
 APPLICATION_NAME = "schemactl"
 MASK = "****"
 # PostgreSQL truncates longer identifiers (NAMEDATALEN - 1); refuse instead.
@@ -41,8 +47,8 @@ def parse_table_name(value: str) -> TableName:
     """Parse ``[SCHEMA.]NAME``; both parts are later quoted as identifiers.
 
     Raises:
-        UsageError: for an empty part, more than one dot, a NUL byte, or a part
-            longer than PostgreSQL keeps.
+        UsageError: for an empty part, more than one dot, a NUL byte, a part
+            longer than PostgreSQL keeps, or a system schema (pg_*).
     """
     parts = value.split(".")
     if len(parts) == 1:
@@ -59,6 +65,13 @@ def parse_table_name(value: str) -> TableName:
                 f"invalid --table {value!r}: {part!r} is longer than "
                 f"{MAX_IDENTIFIER_BYTES} bytes"
             )
+    if parts[0].startswith("pg_"):
+        # pg_catalog, pg_toast and every session's pg_temp_N: system schemas,
+        # where a history table would be refused or vanish with the session.
+        raise UsageError(
+            f"invalid --table {value!r}: schema {parts[0]!r} is reserved for the "
+            "system (names starting with pg_)"
+        )
     return TableName(schema=parts[0], name=parts[1])
 
 
@@ -71,6 +84,10 @@ class Settings:
     database_url: str | None = None
     connect_timeout: float = DEFAULT_CONNECT_TIMEOUT
     lock_timeout: float = DEFAULT_LOCK_TIMEOUT
+    table_lock_timeout: float = DEFAULT_TABLE_LOCK_TIMEOUT
+    table_lock_retries: int = DEFAULT_TABLE_LOCK_RETRIES
+    table_lock_backoff: float = DEFAULT_TABLE_LOCK_BACKOFF
+    statement_timeout: float | None = None
     secrets: tuple[str, ...] = ()
 
 

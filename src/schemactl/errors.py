@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from pathlib import Path
-from typing import TYPE_CHECKING, ClassVar
+from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
     from schemactl.core.model import StatusEntry
@@ -13,17 +13,26 @@ EXIT_OK = 0
 EXIT_FAILED = 1
 EXIT_USAGE = 2
 EXIT_UNAVAILABLE = 3
+EXIT_SIGINT = 130
+EXIT_SIGTERM = 143
 
 
 class SchemactlError(Exception):
-    """Base of every error schemactl reports to a user."""
+    """Base of every error schemactl reports to a user.
 
-    exit_code: ClassVar[int] = EXIT_FAILED
+    ``state`` says what the error left behind in the database (rendered as its own
+    line), for errors raised once something may have changed.
+    """
 
-    def __init__(self, message: str, *, hint: str | None = None) -> None:
+    exit_code: int = EXIT_FAILED
+
+    def __init__(
+        self, message: str, *, hint: str | None = None, state: str | None = None
+    ) -> None:
         super().__init__(message)
         self.message = message
         self.hint = hint
+        self.state = state
 
 
 class UsageError(SchemactlError):
@@ -127,3 +136,39 @@ class LockTimeout(SchemactlError):
     """Another runner held the advisory lock for longer than --lock-timeout."""
 
     exit_code = EXIT_UNAVAILABLE
+
+
+class ReadOnlyTarget(SchemactlError):
+    """The target database refuses writes (a standby, or read-only by default)."""
+
+    exit_code = EXIT_UNAVAILABLE
+
+
+class ConnectionLost(SchemactlError):
+    """The connection ended while a command was using it (backend terminated,
+    server restarted, network lost)."""
+
+    exit_code = EXIT_UNAVAILABLE
+
+
+class MigrationLockLost(SchemactlError):
+    """The connection holding the migration lock ended during the run: another
+    runner could take the lock, so nothing more is committed."""
+
+    exit_code = EXIT_UNAVAILABLE
+
+
+class TableLockTimeout(SchemactlError):
+    """A statement gave up waiting for a table lock (SQLSTATE 55P03) after every
+    retry; nothing of the failing file is applied."""
+
+    exit_code = EXIT_UNAVAILABLE
+
+
+class Cancelled(SchemactlError):
+    """SIGINT or SIGTERM stopped the run; the message says what was kept."""
+
+    def __init__(self, message: str, *, signal_number: int) -> None:
+        super().__init__(message)
+        self.signal_number = signal_number
+        self.exit_code = 128 + signal_number

@@ -9,12 +9,19 @@ from __future__ import annotations
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
-    from schemactl.core.model import LockHolder, MigrationFile
+    from schemactl.core.model import Blocker, LockHolder, MigrationFile, ServerMessage
     from schemactl.core.planning import RollbackStep
 
 
 class MigrateObserver:
-    """Receives progress while migrate or rollback runs; the default ignores it."""
+    """Receives progress while migrate or rollback runs; the default ignores it.
+
+    `statement_blocked` is called from the lock watcher's thread; the others from
+    the main thread.
+    """
+
+    def target_chosen(self, target: str, table: str) -> None:
+        """The command is about to change this database (user@host:port/dbname)."""
 
     def lock_waiting(self, holder: LockHolder | None) -> None:
         """Another session holds the migration lock; called on every poll."""
@@ -32,3 +39,25 @@ class MigrateObserver:
 
     def migration_reverted(self, step: RollbackStep, execution_ms: int) -> None:
         """A down file ran and the history row is gone, committed together."""
+
+    def statement_blocked(
+        self, location: str, blockers: tuple[Blocker, ...], waited: float
+    ) -> None:
+        """A statement has waited `waited` seconds for a lock these sessions hold."""
+
+    def lock_retry(
+        self,
+        location: str,
+        blockers: tuple[Blocker, ...],
+        attempt: int,
+        retries: int,
+        delay: float,
+    ) -> None:
+        """A file was rolled back after a table lock timeout; retry `attempt` of
+        `retries` follows in `delay` seconds."""
+
+    def invalid_index_dropped(self, location: str, index: str) -> None:
+        """An INVALID index left by a failed CREATE INDEX CONCURRENTLY was dropped."""
+
+    def server_message(self, message: ServerMessage) -> None:
+        """The server sent a NOTICE or WARNING while a file ran."""

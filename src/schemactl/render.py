@@ -12,8 +12,9 @@ import json
 import sys
 from typing import TYPE_CHECKING, Any, TextIO
 
-from schemactl.core.model import State
+from schemactl.core.model import State, describe_blockers
 from schemactl.errors import (
+    Cancelled,
     DriftError,
     MigrationDirError,
     MigrationFailed,
@@ -25,7 +26,13 @@ if TYPE_CHECKING:
     from rich.console import Console
     from rich.status import Status
 
-    from schemactl.core.model import LockHolder, MigrationFile, StatusEntry
+    from schemactl.core.model import (
+        Blocker,
+        LockHolder,
+        MigrationFile,
+        ServerMessage,
+        StatusEntry,
+    )
     from schemactl.core.planning import RepairPlan, RollbackStep
     from schemactl.runner import (
         MigrateResult,
@@ -86,6 +93,40 @@ class MigrateProgress(MigrateObserver):
         self._err = err
         self._status: Status | None = None
         self._last_holder_pid: int | None = -1
+
+    def target_chosen(self, target: str, table: str) -> None:
+        self._err.line(f"target: {target} (history table {table})")
+
+    def statement_blocked(
+        self, location: str, blockers: tuple[Blocker, ...], waited: float
+    ) -> None:
+        self._err.line(
+            f"{location}: waiting {waited:.1f} s for a table lock held by "
+            f"{describe_blockers(blockers)}"
+        )
+
+    def lock_retry(
+        self,
+        location: str,
+        blockers: tuple[Blocker, ...],
+        attempt: int,
+        retries: int,
+        delay: float,
+    ) -> None:
+        self._err.line(
+            f"{location}: gave up waiting for a table lock held by "
+            f"{describe_blockers(blockers)}; rolled back, retry {attempt} of "
+            f"{retries} in {delay:g} s"
+        )
+
+    def invalid_index_dropped(self, location: str, index: str) -> None:
+        self._err.line(
+            f"{location}: dropped the INVALID index {index} left by a failed "
+            "CREATE INDEX CONCURRENTLY"
+        )
+
+    def server_message(self, message: ServerMessage) -> None:
+        self._err.line(message.describe())
 
     def lock_waiting(self, holder: LockHolder | None) -> None:
         pid = holder.pid if holder else None
@@ -263,7 +304,7 @@ def render_verify(report: VerifyReport, out: Output) -> None:
             continue
         prefix = "pending (fails with --strict)" if report.strict else "pending"
         out.line(f"{prefix}: {_describe_entry(entry)}")
-    applied = sum(1 for e in report.entries if e.row is not None)
+    applied = sum(1 for e in report.entries if e.row is not None and e.row.success)
     verdict = "ok" if report.ok else "FAILED"
     out.line(
         f"verify {verdict}: {applied} applied, {len(report.pending)} pending, "
@@ -293,6 +334,9 @@ def _explain_state(entry: StatusEntry) -> str:
 
 def render_error(error: SchemactlError, err: Output) -> None:
     """Print an error to stderr: location first, then indented details."""
+    if isinstance(error, Cancelled):
+        err.line(error.message)  # one line, as the contract's cancel asks
+        return
     if isinstance(error, MigrationFailed):
         _render_migration_failed(error, err)
     elif isinstance(error, MigrationDirError) and error.location:
@@ -302,6 +346,8 @@ def render_error(error: SchemactlError, err: Output) -> None:
     if isinstance(error, DriftError):
         for entry in error.drift:
             err.line(f"  {_describe_entry(entry)}")
+    if error.state:
+        err.line(f"  state: {error.state}")
     if error.hint:
         err.line(f"  hint: {error.hint}")
 

@@ -7,7 +7,8 @@ prints. Imports the core and db, never click or rich.
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import TypeVar
 
@@ -27,7 +28,15 @@ from schemactl.core.planning import (
     plan_rollback,
 )
 from schemactl.core.validation import ParsedSource, load_source, parse_source
-from schemactl.errors import EXIT_FAILED, EXIT_OK
+from schemactl.errors import (
+    EXIT_FAILED,
+    EXIT_OK,
+    Cancelled,
+    ConnectionLost,
+    MigrationLockLost,
+    SchemactlError,
+)
+from schemactl.interrupts import Interrupted
 from schemactl.observer import MigrateObserver
 
 
@@ -59,7 +68,10 @@ class StatusReport:
     @property
     def current_version(self) -> int | None:
         """Return the highest applied version, or None."""
-        return max((e.version for e in self.entries if e.row is not None), default=None)
+        return max(
+            (e.version for e in self.entries if e.row is not None and e.row.success),
+            default=None,
+        )
 
 
 @dataclass(frozen=True, slots=True)
@@ -105,9 +117,13 @@ def migrate(
 
     Raises:
         MigrationDirError: for an invalid migrations directory (before connecting).
-        ConnectError, LockTimeout: when the server or the lock cannot be had.
+        ConnectError, LockTimeout, ReadOnlyTarget: when the server, the lock or a
+            writable database cannot be had; nothing is applied.
         DriftError: when drift exists; nothing is applied.
         MigrationFailed: when a statement fails; earlier migrations stay applied.
+        TableLockTimeout, ConnectionLost, MigrationLockLost: exit 3; the failing
+            file is not committed, earlier ones stay applied and durable.
+        Cancelled: on SIGINT/SIGTERM; the same, and the message says so.
     """
     observer = observer or MigrateObserver()
     files = discover_migrations(settings.directory)
@@ -128,31 +144,113 @@ def migrate(
             return MigrateResult(
                 pending, [], dry_run=True, current_version=_highest_version(rows, [])
             )
-        with db.advisory_lock(
-            conn,
-            settings.table,
-            timeout=settings.lock_timeout,
-            on_wait=observer.lock_waiting,
-        ):
+        with _locked(settings, conn, observer) as session:
             rows, pending, checked = plan_and_check(conn)
             # Created after the checks, so a refused run leaves nothing behind;
-            # skipped when it exists and nothing is pending (a no-op run).
-            if pending or not rows:
+            # no DDL at all when it exists (a least-privilege deploy role).
+            if pending:
                 db.ensure_history_table(conn, settings.table)
             applied: list[AppliedMigration] = []
             try:
-                _apply_all(conn, settings, pending, checked, observer, applied)
-            finally:
-                if applied and not conn.closed:
-                    db.flush_commits(conn)
+                _apply_all(session, pending, checked, observer, applied)
+                if applied:
+                    session.flush()
+            except BaseException as exc:
+                raise _after_failure(session, exc, len(applied), _APPLY) from None
     current = _highest_version(rows, applied)
     return MigrateResult(pending, applied, dry_run=False, current_version=current)
+
+
+@contextmanager
+def _locked(
+    settings: Settings, conn: db.Connection, observer: MigrateObserver
+) -> Iterator[db.MigrationSession]:
+    """Refuse a read-only target, name it, take the migration lock, and yield
+    the session that runs files. A signal before any file runs is reported as
+    a cancel that changed nothing."""
+    try:
+        db.refuse_read_only(conn)
+        observer.target_chosen(db.describe_connection(conn), str(settings.table))
+        with db.migration_lock(settings, conn, on_wait=observer.lock_waiting) as lock:
+            session = db.MigrationSession(conn, settings, lock, observer)
+            with session.running():
+                yield session
+    except Interrupted as signal:
+        raise Cancelled(
+            f"cancelled by {signal.signal_name}: nothing was changed",
+            signal_number=signal.signal_number,
+        ) from None
+
+
+@dataclass(frozen=True, slots=True)
+class _Verb:
+    """Words for the messages of a run that stopped: applying or reverting."""
+
+    done: str  # "applied", "reverted"
+    committed: bool  # the outcome of a finished file: a row (apply) or none
+
+
+_APPLY = _Verb("applied", committed=True)
+_REVERT = _Verb("reverted", committed=False)
+
+
+def _after_failure(
+    session: db.MigrationSession, exc: BaseException, done: int, verb: _Verb
+) -> BaseException:
+    """Flush what committed, find out what became of the file that was running,
+    and return the error to raise, its message saying what the database holds."""
+    kept = _describe_kept(done, verb)
+    try:
+        if done:
+            session.flush()
+    except SchemactlError as flush_error:
+        kept = f"{kept}; {flush_error.state or flush_error.message}"
+    progress = session.progress
+    if isinstance(exc, Interrupted):
+        what = "nothing was running" if progress is None else _fate(session, verb)
+        return Cancelled(
+            f"cancelled by {exc.signal_name}: {what}; {kept}",
+            signal_number=exc.signal_number,
+        )
+    if isinstance(exc, SchemactlError) and exc.state is not None:
+        if isinstance(exc, ConnectionLost | MigrationLockLost) and progress:
+            exc.state = _fate(session, verb)
+        exc.state = f"{exc.state}; {kept}"
+    return exc
+
+
+def _describe_kept(done: int, verb: _Verb) -> str:
+    if done == 0:
+        return f"nothing was {verb.done} before it in this run"
+    if done == 1:
+        return f"1 migration {verb.done} before it in this run is kept and durable"
+    return f"{done} migrations {verb.done} before it in this run are kept and durable"
+
+
+def _fate(session: db.MigrationSession, verb: _Verb) -> str:
+    """Say what became of the file that was running, read back from the history
+    table (on a new connection when the worker is gone)."""
+    progress = session.progress
+    assert progress is not None
+    name = progress.path.name
+    try:
+        success = session.outcome(progress.migration.version)
+    except SchemactlError:
+        return f"{name}: outcome unknown (the server cannot be reached to check)"
+    if not progress.transactional and success is False:
+        return db.no_transaction_state(progress)
+    finished = (success is not None) == verb.committed
+    if finished:
+        return f"{name} had already committed"
+    return f"{name} rolled back"
 
 
 def _highest_version(
     rows: list[HistoryRow], applied: list[AppliedMigration]
 ) -> int | None:
-    versions = [r.version for r in rows] + [a.migration.version for a in applied]
+    # A failed row is not applied: "at version 2" must not count a failed 2.
+    versions = [r.version for r in rows if r.success]
+    versions += [a.migration.version for a in applied]
     return max(versions, default=None)
 
 
@@ -185,8 +283,7 @@ def check_before_running(
 
 
 def _apply_all(
-    conn: db.Connection,
-    settings: Settings,
+    session: db.MigrationSession,
     migrations: list[MigrationFile],
     checked: list[ParsedSource | None],
     observer: MigrateObserver,
@@ -196,7 +293,7 @@ def _apply_all(
     for index, (migration, kept) in enumerate(zip(migrations, checked, strict=True), 1):
         observer.migration_started(migration, index, len(migrations))
         source = kept or load_source(migration)
-        execution_ms = db.apply_migration(conn, settings.table, migration, source)
+        execution_ms = session.apply(migration, source)
         observer.migration_applied(migration, execution_ms)
         applied.append(AppliedMigration(migration, execution_ms))
 
@@ -257,27 +354,22 @@ def rollback(
     """
     observer = observer or MigrateObserver()
     files = discover_migrations(settings.directory)
-    with (
-        db.connect(settings) as conn,
-        db.advisory_lock(
-            conn,
-            settings.table,
-            timeout=settings.lock_timeout,
-            on_wait=observer.lock_waiting,
-        ),
-    ):
+    with db.connect(settings) as conn, _locked(settings, conn, observer) as session:
         rows = db.read_history(conn, settings.table)
         plan = plan_rollback(files, rows, steps=steps, target=target)
         checked = check_before_running(plan, load_down_source)
-        done = []
-        for index, (step, kept) in enumerate(zip(plan, checked, strict=True), 1):
-            observer.rollback_started(step, index, len(plan))
-            source = kept or load_down_source(step)
-            execution_ms = db.revert_migration(
-                conn, settings.table, step.migration, step.down_path, source
-            )
-            observer.migration_reverted(step, execution_ms)
-            done.append(RolledBack(step, execution_ms))
+        done: list[RolledBack] = []
+        try:
+            for index, (step, kept) in enumerate(zip(plan, checked, strict=True), 1):
+                observer.rollback_started(step, index, len(plan))
+                source = kept or load_down_source(step)
+                execution_ms = session.revert(step.migration, step.down_path, source)
+                observer.migration_reverted(step, execution_ms)
+                done.append(RolledBack(step, execution_ms))
+            if done:
+                session.flush()
+        except BaseException as exc:
+            raise _after_failure(session, exc, len(done), _REVERT) from None
     return done
 
 
@@ -288,14 +380,12 @@ def baseline(settings: Settings, *, version: int) -> list[MigrationFile]:
         SchemactlError: when the history is not empty or no file qualifies.
     """
     files = discover_migrations(settings.directory)
-    with (
-        db.connect(settings) as conn,
-        db.advisory_lock(conn, settings.table, timeout=settings.lock_timeout),
-    ):
-        db.ensure_history_table(conn, settings.table)
+    with db.connect(settings) as conn, _locked(settings, conn, MigrateObserver()):
+        # Planned before anything is written: a refused baseline leaves nothing.
         chosen = plan_baseline(
             files, db.read_history(conn, settings.table), version=version
         )
+        db.ensure_history_table(conn, settings.table)
         db.record_baseline(conn, settings.table, chosen)
     return chosen
 
@@ -317,10 +407,7 @@ def repair(
     shown is exactly what changes.
     """
     files = discover_migrations(settings.directory)
-    with (
-        db.connect(settings) as conn,
-        db.advisory_lock(conn, settings.table, timeout=settings.lock_timeout),
-    ):
+    with db.connect(settings) as conn, _locked(settings, conn, MigrateObserver()):
         plan = plan_repair(files, db.read_history(conn, settings.table))
         if plan.is_empty or not confirm(plan):
             return RepairResult(plan, applied=False)

@@ -53,7 +53,8 @@ def test_concurrent_runners_apply_each_file_exactly_once(
     sql_dir.write(FILES)
     runners = [start_runner(database_url, sql_dir) for _ in range(RUNNERS)]
     try:
-        # Barrier: each runner's first stderr line says it is waiting for the lock.
+        # Barrier: each runner names its target, then says it waits for the lock.
+        target_lines = [r.stderr.readline() if r.stderr else "" for r in runners]
         first_lines = [r.stderr.readline() if r.stderr else "" for r in runners]
         holder.execute("SELECT pg_advisory_unlock(%s)", (key,))
         outputs = [r.communicate(timeout=120) for r in runners]
@@ -78,6 +79,12 @@ def test_concurrent_runners_apply_each_file_exactly_once(
     ]
     assert len(applied_lines) == 3
     holder_pid = holder.info.backend_pid
+    dbname = db.info.dbname
+    for line in target_lines:
+        assert line.startswith("target: ")
+        assert line.rstrip().endswith(
+            f"/{dbname} (history table public.schema_migrations)"
+        )
     for line in first_lines:
         assert line.startswith(
             f"waiting for the migration lock held by pid {holder_pid}, "

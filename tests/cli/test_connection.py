@@ -98,9 +98,9 @@ def test_real_process_exit_code_and_streams(database_url, sql_dir):
     sql_dir.write({"001_one.sql": "SELECT 1/0;"})
     done = run_subprocess("migrate", database_url=database_url, sql_dir=sql_dir)
     assert done.returncode == 1
-    assert done.stderr.startswith(
-        f"{sql_dir.path / '001_one.sql'}:1:1: error: division by zero"
-    )
+    target, first = done.stderr.splitlines()[:2]
+    assert target.startswith("target: ")
+    assert first == f"{sql_dir.path / '001_one.sql'}:1:1: error: division by zero"
     assert done.stdout == ""
 
 

@@ -67,7 +67,9 @@ def test_failure_reports_file_line_column_and_keeps_earlier_migrations(
     result = run_cli("migrate")
     assert result.exit_code == 1
     path = sql_dir.path / "002_two.sql"
-    assert result.stderr.splitlines()[0] == (
+    target, first = result.stderr.splitlines()[:2]
+    assert target.startswith("target: postgres@")
+    assert first == (
         f'{path}:3:1: error: duplicate key value violates unique constraint "one_pkey"'
     )
     assert "  SQLSTATE: 23505" in result.stderr
@@ -87,7 +89,8 @@ def test_syntax_error_points_at_the_token_with_a_caret(run_cli, sql_dir):
     result = run_cli("migrate")
     assert result.exit_code == 1
     path = sql_dir.path / "001_one.sql"
-    lines = result.stderr.splitlines()
+    target, *lines = result.stderr.splitlines()
+    assert target.startswith("target: ")
     assert lines[0] == f'{path}:4:13: error: syntax error at or near "text"'
     gutter = "  4 | "
     assert lines[2] == f"{gutter}  name text text"

@@ -17,14 +17,16 @@ from schemactl.errors import MigrationFailed
 TABLE = parse_table_name("schema_migrations")
 
 
-def apply(conn, text: str, version: int = 1, name: str = "m") -> int:
+def apply(
+    session: schemactl_db.MigrationSession, text: str, version: int = 1, name: str = "m"
+) -> int:
     path = Path(f"sql/{version:03}_{name}.sql")
     source = parse_source(text.encode(), path)
     migration = MigrationFile(
         version, name, str(path), source.checksum, no_transaction=source.no_transaction
     )
-    schemactl_db.ensure_history_table(conn, TABLE)
-    return schemactl_db.apply_migration(conn, TABLE, migration, source)
+    schemactl_db.ensure_history_table(session.conn, TABLE)
+    return session.apply(migration, source)
 
 
 def history(conn):
@@ -33,16 +35,16 @@ def history(conn):
     ).fetchall()
 
 
-def test_statements_and_history_row_commit_together(db):
-    apply(db, "CREATE TABLE t (id int);\nINSERT INTO t VALUES (1);\n")
+def test_statements_and_history_row_commit_together(db, session):
+    apply(session, "CREATE TABLE t (id int);\nINSERT INTO t VALUES (1);\n")
     assert db.execute("SELECT count(*) FROM t").fetchone() == (1,)
     assert history(db) == [(1, "m", True)]
 
 
-def test_failing_third_statement_leaves_nothing_of_the_file(db):
+def test_failing_third_statement_leaves_nothing_of_the_file(db, session):
     text = "CREATE TABLE t (id int);\nINSERT INTO t VALUES (1);\nINSERT INTO t VALUES (1/0);\n"
     with pytest.raises(MigrationFailed) as caught:
-        apply(db, text)
+        apply(session, text)
     error = caught.value
     assert db.execute("SELECT to_regclass('t')").fetchone() == (None,)
     assert history(db) == []
@@ -51,26 +53,26 @@ def test_failing_third_statement_leaves_nothing_of_the_file(db):
     assert error.source_line == "INSERT INTO t VALUES (1/0);"
 
 
-def test_syntax_error_position_maps_into_the_file(db):
+def test_syntax_error_position_maps_into_the_file(db, session):
     text = (
         "-- header\nCREATE TABLE t (id int);\n\nSELECT id\n  FROM t\n  WHER id = 1;\n"
     )
     with pytest.raises(MigrationFailed) as caught:
-        apply(db, text)
+        apply(session, text)
     error = caught.value
     assert (str(error.path), error.line, error.column) == ("sql/001_m.sql", 6, 8)
     assert error.sqlstate == "42601"
     assert error.source_line == "  WHER id = 1;"
 
 
-def test_runtime_error_without_position_names_the_statement_start(db):
+def test_runtime_error_without_position_names_the_statement_start(db, session):
     text = (
         "CREATE TABLE t (id int PRIMARY KEY);\n"
         "INSERT INTO t VALUES (1);\n"
         "  INSERT INTO t\n  VALUES (1);\n"
     )
     with pytest.raises(MigrationFailed) as caught:
-        apply(db, text)
+        apply(session, text)
     error = caught.value
     assert (error.line, error.column) == (3, 3)
     assert error.sqlstate == "23505"
@@ -78,22 +80,22 @@ def test_runtime_error_without_position_names_the_statement_start(db):
     assert "Key (id)=(1) already exists." in error.detail
 
 
-def test_error_position_after_multibyte_characters(db):
+def test_error_position_after_multibyte_characters(db, session):
     text = "SELECT 'héllo wörld', nope_column;"
     with pytest.raises(MigrationFailed) as caught:
-        apply(db, text)
+        apply(session, text)
     assert caught.value.column == text.index("nope_column") + 1
 
 
-def test_hint_is_kept(db):
+def test_hint_is_kept(db, session):
     with pytest.raises(MigrationFailed) as caught:
-        apply(db, "SELECT lenght('x');")
+        apply(session, "SELECT lenght('x');")
     assert caught.value.hint is not None
 
 
-def test_copy_from_stdin_loads_its_data(db):
+def test_copy_from_stdin_loads_its_data(db, session):
     apply(
-        db,
+        session,
         "CREATE TABLE t (id int, label text);\nCOPY t FROM stdin;\n1\tit's; here\n2\t\\N\n\\.\nSELECT 1;\n",
     )
     assert db.execute("SELECT id, label FROM t ORDER BY id").fetchall() == [
@@ -102,31 +104,32 @@ def test_copy_from_stdin_loads_its_data(db):
     ]
 
 
-def test_percent_signs_are_not_parameters(db):
-    apply(db, "CREATE TABLE t (s text);\nINSERT INTO t VALUES ('100%s %d %%');\n")
+def test_percent_signs_are_not_parameters(db, session):
+    apply(session, "CREATE TABLE t (s text);\nINSERT INTO t VALUES ('100%s %d %%');\n")
     assert db.execute("SELECT s FROM t").fetchone() == ("100%s %d %%",)
 
 
-def test_session_settings_do_not_leak_into_the_next_migration(db):
+def test_session_settings_do_not_leak_into_the_next_migration(db, session):
     db.execute("CREATE SCHEMA other")
-    apply(db, "SET search_path TO other;\nCREATE TABLE a (id int);\n", version=1)
-    apply(db, "CREATE TABLE b (id int);\n", version=2)
+    apply(session, "SET search_path TO other;\nCREATE TABLE a (id int);\n", version=1)
+    apply(session, "CREATE TABLE b (id int);\n", version=2)
     assert db.execute("SELECT to_regclass('other.a') IS NOT NULL").fetchone() == (True,)
     assert db.execute("SELECT to_regclass('public.b') IS NOT NULL").fetchone() == (
         True,
     )
 
 
-def test_no_transaction_file_runs_concurrent_index(db):
+def test_no_transaction_file_runs_concurrent_index(db, session):
     db.execute("CREATE TABLE t (id int)")
     apply(
-        db, "-- schemactl:no-transaction\nCREATE INDEX CONCURRENTLY t_id ON t (id);\n"
+        session,
+        "-- schemactl:no-transaction\nCREATE INDEX CONCURRENTLY t_id ON t (id);\n",
     )
     assert db.execute("SELECT to_regclass('t_id') IS NOT NULL").fetchone() == (True,)
     assert history(db) == [(1, "m", True)]
 
 
-def test_no_transaction_failure_keeps_earlier_statements_and_a_failed_row(db):
+def test_no_transaction_failure_keeps_earlier_statements_and_a_failed_row(db, session):
     text = (
         "-- schemactl:no-transaction\n"
         "CREATE TABLE t (id int);\n"
@@ -134,7 +137,7 @@ def test_no_transaction_failure_keeps_earlier_statements_and_a_failed_row(db):
         "CREATE INDEX CONCURRENTLY t_bad ON t (nope);\n"
     )
     with pytest.raises(MigrationFailed) as caught:
-        apply(db, text)
+        apply(session, text)
     error = caught.value
     assert not error.transactional
     assert (error.statement_number, error.statements_done, error.line) == (3, 2, 4)
@@ -142,19 +145,19 @@ def test_no_transaction_failure_keeps_earlier_statements_and_a_failed_row(db):
     assert history(db) == [(1, "m", False)]
 
 
-def test_syntax_error_in_the_first_statement_skips_the_glued_begin(db):
+def test_syntax_error_in_the_first_statement_skips_the_glued_begin(db, session):
     with pytest.raises(MigrationFailed) as caught:
-        apply(db, "SELEC 1;\nSELECT 2;\n")
+        apply(session, "SELEC 1;\nSELECT 2;\n")
     assert (caught.value.line, caught.value.column) == (1, 1)
     with pytest.raises(MigrationFailed) as caught:
-        apply(db, "SELECT 1 FROM nowhere_at_all;")
+        apply(session, "SELECT 1 FROM nowhere_at_all;")
     assert (caught.value.line, caught.value.column) == (1, 15)
 
 
-def test_connection_is_usable_after_a_failure(db):
+def test_connection_is_usable_after_a_failure(db, session):
     with pytest.raises(MigrationFailed):
-        apply(db, "CREATE TABLE t (id int);\nSELECT 1/0;\n", version=1)
-    apply(db, "CREATE TABLE t (id int);\n", version=2)
+        apply(session, "CREATE TABLE t (id int);\nSELECT 1/0;\n", version=1)
+    apply(session, "CREATE TABLE t (id int);\n", version=2)
     assert history(db) == [(2, "m", True)]
 
 
@@ -171,35 +174,35 @@ def test_connection_is_usable_after_a_failure(db):
         "trailing block comment",
     ],
 )
-def test_trailing_comments_do_not_swallow_the_history_row(db, text):
-    apply(db, text)
+def test_trailing_comments_do_not_swallow_the_history_row(db, session, text):
+    apply(session, text)
     assert history(db) == [(1, "m", True)]
     assert db.execute("SELECT to_regclass('t') IS NOT NULL").fetchone() == (True,)
 
 
-def test_a_file_of_comments_is_recorded(db):
-    apply(db, "-- nothing to do yet\n")
+def test_a_file_of_comments_is_recorded(db, session):
+    apply(session, "-- nothing to do yet\n")
     assert history(db) == [(1, "m", True)]
 
 
-def test_copy_as_first_and_last_statement(db):
+def test_copy_as_first_and_last_statement(db, session):
     db.execute("CREATE TABLE t (id int)")
-    apply(db, "COPY t FROM stdin;\n1\n\\.\nCOPY t FROM stdin;\n2\n\\.\n")
+    apply(session, "COPY t FROM stdin;\n1\n\\.\nCOPY t FROM stdin;\n2\n\\.\n")
     assert db.execute("SELECT array_agg(id ORDER BY id) FROM t").fetchone() == ([1, 2],)
     assert history(db) == [(1, "m", True)]
 
 
-def test_history_records_a_server_measured_duration(db):
-    apply(db, "SELECT pg_sleep(0.05);")
+def test_history_records_a_server_measured_duration(db, session):
+    apply(session, "SELECT pg_sleep(0.05);")
     (ms,) = db.execute("SELECT execution_ms FROM schema_migrations").fetchone()
     assert ms >= 50
 
 
-def test_flush_leaves_the_session_setting_as_it_was(db):
-    apply(db, "SELECT 1;")
-    before = db.execute("SHOW synchronous_commit").fetchone()
-    schemactl_db.flush_commits(db)
-    assert db.execute("SHOW synchronous_commit").fetchone() == before
+def test_flush_leaves_the_session_setting_as_it_was(db, session):
+    apply(session, "SELECT 1;")
+    before = session.conn.execute("SHOW synchronous_commit").fetchone()
+    session.flush()
+    assert session.conn.execute("SHOW synchronous_commit").fetchone() == before
 
 
 def test_migrate_rereads_files_past_the_checked_sources_budget(
@@ -219,9 +222,9 @@ def test_migrate_rereads_files_past_the_checked_sources_budget(
     assert history(db) == [(1, "a", True), (2, "b", True)]
 
 
-def test_copy_in_a_no_transaction_file(db):
+def test_copy_in_a_no_transaction_file(db, session):
     apply(
-        db,
+        session,
         "-- schemactl:no-transaction\nCREATE TABLE t (id int);\n"
         "COPY t FROM stdin;\n7\n\\.\nCREATE INDEX CONCURRENTLY t_id ON t (id);\n",
     )

@@ -24,9 +24,16 @@ def holder(database_url):
         yield conn
 
 
-def test_lock_is_taken_and_released(db, holder):
+def test_lock_is_held_by_its_own_connection_and_released(db, holder, settings):
     key = lock_key(db)
-    with schemactl_db.advisory_lock(db, TABLE, timeout=0):
+    with schemactl_db.migration_lock(settings, db) as lock:
+        assert lock.pid != db.info.backend_pid
+        assert holder.execute("SELECT pg_try_advisory_lock(%s)", (key,)).fetchone() == (
+            False,
+        )
+        # Nothing a file does on the worker releases it.
+        db.execute("DISCARD ALL")
+        db.execute("SELECT pg_advisory_unlock_all()")
         assert holder.execute("SELECT pg_try_advisory_lock(%s)", (key,)).fetchone() == (
             False,
         )
@@ -37,11 +44,8 @@ def test_lock_is_taken_and_released(db, holder):
 
 def test_timeout_names_the_holder(db, holder):
     holder.execute("SELECT pg_advisory_lock(%s)", (lock_key(db),))
-    with (
-        pytest.raises(LockTimeout) as caught,
-        schemactl_db.advisory_lock(db, TABLE, timeout=0),
-    ):
-        pytest.fail("the lock must not be granted")
+    with pytest.raises(LockTimeout) as caught:
+        schemactl_db.wait_for_advisory_lock(db, lock_key(db), table=TABLE, timeout=0)
     message = caught.value.message
     assert f"pid {holder.info.backend_pid}" in message
     assert "application other-runner" in message
@@ -58,10 +62,12 @@ def test_waiter_reports_the_holder_then_gets_the_lock(db, holder):
         seen.append(who.pid if who else None)
         holder.execute("SELECT pg_advisory_unlock(%s)", (key,))
 
-    with schemactl_db.advisory_lock(db, TABLE, timeout=30, on_wait=on_wait):
-        assert holder.execute("SELECT pg_try_advisory_lock(%s)", (key,)).fetchone() == (
-            False,
-        )
+    schemactl_db.wait_for_advisory_lock(
+        db, key, table=TABLE, timeout=30, on_wait=on_wait
+    )
+    assert holder.execute("SELECT pg_try_advisory_lock(%s)", (key,)).fetchone() == (
+        False,
+    )
     assert seen == [holder.info.backend_pid]
 
 

@@ -107,3 +107,48 @@ class LockHolder:
             f"pid {self.pid}, application {name}, from {origin}, "
             f"for {self.held_seconds:.1f} s"
         )
+
+
+@dataclass(frozen=True, slots=True)
+class Blocker:
+    """A session holding a lock that a migration statement waits for."""
+
+    pid: int
+    application_name: str
+    state: str
+    query: str
+    transaction_seconds: float | None
+
+    def describe(self) -> str:
+        """Return 'pid N (application X, idle in transaction for S s: QUERY)'."""
+        name = self.application_name or "unnamed"
+        since = (
+            ""
+            if self.transaction_seconds is None
+            else f" for {self.transaction_seconds:.1f} s"
+        )
+        query = " ".join(self.query.split())
+        if len(query) > 80:
+            query = query[:77] + "..."
+        return f"pid {self.pid} (application {name}, {self.state}{since}: {query})"
+
+
+def describe_blockers(blockers: tuple[Blocker, ...]) -> str:
+    """Return who blocks, for messages ('an unseen session' when none was seen)."""
+    if not blockers:
+        return "a session that was not seen in time to name it"
+    return "; ".join(blocker.describe() for blocker in blockers)
+
+
+@dataclass(frozen=True, slots=True)
+class ServerMessage:
+    """A NOTICE or WARNING the server sent while a migration ran."""
+
+    severity: str
+    message: str
+    location: str | None
+
+    def describe(self) -> str:
+        """Return 'FILE:LINE: WARNING: text', as psql prints it (without 'psql:')."""
+        prefix = f"{self.location}: " if self.location else ""
+        return f"{prefix}{self.severity}: {self.message}"

@@ -1,6 +1,10 @@
-"""Rules about which statements a transactional migration file may hold. Stdlib only."""
+"""Rules about statements: which a transactional migration file may hold, and
+which index a concurrent build leaves behind. Stdlib, and pglast when needed."""
 
 from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
 
 from schemactl.core.splitting import Statement
 
@@ -36,3 +40,38 @@ def controls_transaction(statement: Statement) -> bool:
     if words[0] == "rollback" and len(words) > 1 and words[1] == "to":
         return False
     return not (words[0] == "start" and words[1:2] != ("transaction",))
+
+
+@dataclass(frozen=True, slots=True)
+class ConcurrentIndex:
+    """The index a ``CREATE INDEX CONCURRENTLY`` statement builds.
+
+    When such a statement fails or is cancelled, PostgreSQL leaves the index
+    behind, INVALID: a re-run with IF NOT EXISTS would then skip it silently.
+    """
+
+    name: str
+    table_schema: str | None
+    table: str
+
+
+def concurrent_index(statement: Statement) -> ConcurrentIndex | None:
+    """Return the named index a CREATE INDEX CONCURRENTLY builds, else None.
+
+    An index without a name gets one from the server that cannot be known in
+    advance: None then (the README asks for named concurrent indexes).
+    """
+    words = statement.words
+    if words[:1] != ("create",) or "concurrently" not in words[1:4]:
+        return None
+    from pglast import parse_sql  # only files with such a statement pay for it
+
+    try:
+        parsed = parse_sql(statement.text)
+    except Exception:  # the server reports the syntax error when it runs
+        return None
+    node: Any = parsed[0].stmt if len(parsed) == 1 else None
+    if type(node).__name__ != "IndexStmt" or not node.concurrent or not node.idxname:
+        return None
+    relation = node.relation
+    return ConcurrentIndex(node.idxname, relation.schemaname, relation.relname)

@@ -1,0 +1,79 @@
+"""SIGINT and SIGTERM as a clean cancel. Stdlib only.
+
+The first signal raises `Interrupted` in the main thread. It subclasses
+KeyboardInterrupt on purpose: psycopg, interrupted that way while it waits for the
+server, sends a cancel request for the running statement and waits for the
+server to stop it before re-raising. The runner then rolls the file back, flushes
+earlier migrations, releases its lock and reports one line.
+
+A second signal during that clean-up aborts at once: one line on stderr and an
+exit with the same code. The server then rolls back whatever was still open when
+it notices the closed connection; nothing is committed that was not already.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
+from types import FrameType
+
+HANDLED_SIGNALS = (signal.SIGINT, signal.SIGTERM)
+
+
+class Interrupted(KeyboardInterrupt):
+    """SIGINT or SIGTERM arrived; exit_code is 128 + the signal number."""
+
+    def __init__(self, signal_number: int) -> None:
+        super().__init__(signal_number)
+        self.signal_number = signal_number
+
+    @property
+    def exit_code(self) -> int:
+        """Return 130 for SIGINT, 143 for SIGTERM (the shell's convention)."""
+        return 128 + self.signal_number
+
+    @property
+    def signal_name(self) -> str:
+        """Return SIGINT or SIGTERM."""
+        return signal.Signals(self.signal_number).name
+
+
+_ABORT_MESSAGE = (
+    "aborted: second signal during clean-up; the server rolls back the running "
+    "migration when it notices the closed connection\n"
+)
+
+
+class _Handler:
+    """Raises Interrupted on the first signal, exits at once on the next."""
+
+    def __init__(self) -> None:
+        self.fired = False
+
+    def __call__(self, signal_number: int, frame: FrameType | None) -> None:
+        if self.fired:
+            os.write(2, _ABORT_MESSAGE.encode())
+            os._exit(128 + signal_number)
+        self.fired = True
+        raise Interrupted(signal_number)
+
+
+@contextmanager
+def signals_cancel() -> Iterator[None]:
+    """Turn SIGINT and SIGTERM into `Interrupted` while the block runs.
+
+    Does nothing outside the main thread (signal handlers can only be set there).
+    """
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    handler = _Handler()
+    previous = {number: signal.signal(number, handler) for number in HANDLED_SIGNALS}
+    try:
+        yield
+    finally:
+        for number, old in previous.items():
+            signal.signal(number, old)
