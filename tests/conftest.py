@@ -141,7 +141,9 @@ SHIPPED_SQL = ROOT / "sql"
 @pytest.fixture(scope="session")
 def schema_template(server_conninfo: dict[str, Any]) -> Iterator[str]:
     """A database migrated once with the shipped sql/, cloned for each test."""
-    with janitor_for(server_conninfo, "schemactl_test_schema_template") as janitor:
+    # A unique name: two test runs at once on one server each have their own.
+    name = f"schemactl_test_template_{uuid.uuid4().hex[:12]}"
+    with janitor_for(server_conninfo, name) as janitor:
         url = url_for(server_conninfo, janitor.dbname)
         runner.migrate(Settings(directory=SHIPPED_SQL, database_url=url))
         yield janitor.dbname

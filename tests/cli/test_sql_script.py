@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import shutil
 import subprocess
+import uuid
 from pathlib import Path
 
 import psycopg
@@ -47,7 +48,8 @@ ORDER BY 1, 2
 
 @pytest.fixture
 def second_database(server_conninfo):
-    with janitor_for(server_conninfo, "schemactl_test_psql_script") as janitor:
+    name = f"schemactl_test_psql_script_{uuid.uuid4().hex[:12]}"
+    with janitor_for(server_conninfo, name) as janitor:
         yield url_for(server_conninfo, janitor.dbname)
 
 
@@ -118,7 +120,9 @@ def test_psql_script_honours_the_table_option(
         assert conn.execute("SELECT version, success FROM ops.history").fetchall() == [
             (1, True)
         ]
-    assert conninfo_to_dict(second_database)["dbname"] == "schemactl_test_psql_script"
+    assert str(conninfo_to_dict(second_database)["dbname"]).startswith(
+        "schemactl_test_psql_script_"
+    )
 
 
 def test_psql_script_refuses_inline_copy_data(sql_dir):

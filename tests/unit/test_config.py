@@ -25,7 +25,10 @@ def test_table_names(value, schema, name):
     assert (table.schema, table.name) == (schema, name)
 
 
-@pytest.mark.parametrize("value", ["", ".", "a.", ".b", "a.b.c", "a" * 64, "a\x00b"])
+@pytest.mark.parametrize(
+    "value",
+    ["", ".", "a.", ".b", "a.b.c", "a" * 64, "a\x00b", "pg_catalog.h", "pg_temp.h"],
+)
 def test_invalid_table_names(value):
     with pytest.raises(UsageError):
         parse_table_name(value)

@@ -75,3 +75,23 @@ def concurrent_index(statement: Statement) -> ConcurrentIndex | None:
         return None
     relation = node.relation
     return ConcurrentIndex(node.idxname, relation.schemaname, relation.relname)
+
+
+def copies_to_client(statement: Statement) -> bool:
+    """Return True for ``COPY ... TO STDOUT``: rows for psql to print, which a
+    migration has nowhere to send."""
+    if statement.words[:1] != ("copy",) or statement.is_copy_from_stdin:
+        return False
+    from pglast import parse_sql  # only COPY statements pay for it
+
+    try:
+        parsed = parse_sql(statement.text)
+    except Exception:  # the server reports the syntax error when it runs
+        return False
+    node: Any = parsed[0].stmt if len(parsed) == 1 else None
+    return (
+        type(node).__name__ == "CopyStmt"
+        and not node.is_from
+        and node.filename is None
+        and not node.is_program
+    )

@@ -19,7 +19,11 @@ from schemactl.core.splitting import (
     position_to_line_column,
     split_statements,
 )
-from schemactl.core.statements import controls_transaction, refuses_transaction
+from schemactl.core.statements import (
+    controls_transaction,
+    copies_to_client,
+    refuses_transaction,
+)
 from schemactl.errors import MigrationDirError
 
 
@@ -49,6 +53,7 @@ def parse_source(data: bytes, path: Path | str) -> ParsedSource:
             exc.message, path=Path(path), line=line, column=column
         ) from exc
     _check_directives_in_header(text, directives.header_lines, path)
+    _check_no_copy_to_client(text, statements, path)
     if not directives.no_transaction:
         _check_transactional(text, statements, path)
     return ParsedSource(
@@ -68,6 +73,22 @@ def _check_directives_in_header(text: str, header_lines: int, path: Path | str) 
                 "file, before the first statement",
                 path=Path(path),
                 line=number,
+            )
+
+
+def _check_no_copy_to_client(
+    text: str, statements: list[Statement], path: Path | str
+) -> None:
+    for statement in statements:
+        if copies_to_client(statement):
+            line, column = position_to_line_column(text, statement.offset)
+            raise MigrationDirError(
+                "COPY ... TO STDOUT sends rows to the client, and a migration has "
+                "nowhere to put them (psql -f would print them)",
+                path=Path(path),
+                line=line,
+                column=column,
+                hint="write to a server file (COPY ... TO 'file') or remove it",
             )
 
 
