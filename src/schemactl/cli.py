@@ -98,9 +98,30 @@ def shared_options(*, with_env: bool) -> Callable[[F], F]:
         ]
         for option in reversed(options):
             function = option(function)
-        return function
+        return traceback_option(function)
 
     return decorate
+
+
+_TRACEBACK = "schemactl.traceback"
+
+
+def _remember_traceback(ctx: click.Context, _: click.Parameter, value: bool) -> None:
+    # Kept on the root context: the group's error handler reads it, wherever the
+    # flag was given (before or after the command name).
+    if value:
+        ctx.find_root().meta[_TRACEBACK] = True
+
+
+def traceback_option(function: F) -> F:
+    """Add --traceback, accepted before and after the command name."""
+    return click.option(
+        "--traceback",
+        is_flag=True,
+        expose_value=False,
+        callback=_remember_traceback,
+        help="Show a traceback on errors (debugging); the exit code stays the same.",
+    )(function)
 
 
 def lock_timeout_option(function: F) -> F:
@@ -216,7 +237,7 @@ class SchemactlGroup(click.Group):
 
     @staticmethod
     def _fail(ctx: click.Context, error: SchemactlError, exit_code: int) -> None:
-        if ctx.params.get("traceback"):
+        if ctx.meta.get(_TRACEBACK):
             # Asked for, redacted, and never a different exit code.
             import traceback  # only --traceback pays for importing it
 
@@ -229,9 +250,6 @@ class SchemactlGroup(click.Group):
     cls=SchemactlGroup, context_settings={"help_option_names": ["-h", "--help"]}
 )
 @shared_options(with_env=True)
-@click.option(
-    "--traceback", is_flag=True, help="Show a traceback on errors (debugging)."
-)
 @click.version_option(__version__, prog_name="schemactl")
 def cli(**_: Any) -> None:
     """Apply numbered plain-SQL migrations to PostgreSQL.

@@ -1,0 +1,73 @@
+"""The only package that talks to PostgreSQL (psycopg 3). No click, no rich.
+
+Every psycopg error that leaves it is a SchemactlError naming the phase it
+happened in (connect, lock, history, FILE:LINE:COLUMN, record, flush) and the
+state it left, with the contract's exit code. Messages never carry a password.
+
+A migrating run uses two connections. The *worker* runs the files
+(session.py). The *lock connection* (lock.py) holds the session advisory lock
+for the whole run, where nothing a file does (``DISCARD ALL``,
+``pg_advisory_unlock_all()``) can release it, and watches who blocks the
+worker's statement. Before a file commits, the worker checks in the same
+transaction that the lock connection still holds the lock.
+"""
+
+from schemactl.db.connection import (
+    Connection,
+    connect,
+    describe_connection,
+    describe_target,
+    is_connection_lost,
+    phase,
+    refuse_read_only,
+    session_settings_sql,
+)
+from schemactl.db.history import (
+    ensure_history_table,
+    flush_commits,
+    history_row_success,
+    history_table_ddl,
+    history_table_exists,
+    read_history,
+    realign_checksums,
+    record_baseline,
+)
+from schemactl.db.lock import (
+    BlockerWatch,
+    MigrationLock,
+    advisory_lock_key,
+    find_lock_holder,
+    migration_lock,
+    wait_for_advisory_lock,
+    watch_interval,
+)
+from schemactl.db.session import FileProgress, MigrationSession, no_transaction_state
+
+__all__ = [
+    "BlockerWatch",
+    "Connection",
+    "FileProgress",
+    "MigrationLock",
+    "MigrationSession",
+    "advisory_lock_key",
+    "connect",
+    "describe_connection",
+    "describe_target",
+    "ensure_history_table",
+    "find_lock_holder",
+    "flush_commits",
+    "history_row_success",
+    "history_table_ddl",
+    "history_table_exists",
+    "is_connection_lost",
+    "migration_lock",
+    "no_transaction_state",
+    "phase",
+    "read_history",
+    "realign_checksums",
+    "record_baseline",
+    "refuse_read_only",
+    "session_settings_sql",
+    "wait_for_advisory_lock",
+    "watch_interval",
+]

@@ -1,0 +1,198 @@
+"""The history table: create it only when missing, read it without waiting
+forever, record baselines and repairs, and flush this run's commits."""
+
+from __future__ import annotations
+
+import psycopg
+from psycopg import sql
+
+from schemactl.config import Settings, TableName
+from schemactl.core.history import HISTORY_TABLE_DDL
+from schemactl.core.model import Blocker, HistoryRow, MigrationFile, describe_blockers
+from schemactl.db.connection import (
+    Connection,
+    connect,
+    is_connection_lost,
+    phase,
+    reason_of,
+)
+from schemactl.errors import ConnectionLost, SchemactlError, TableLockTimeout
+
+
+def table_sql(table: TableName) -> sql.Identifier:
+    return sql.Identifier(table.schema, table.name)
+
+
+def history_table_exists(conn: Connection, table: TableName) -> bool:
+    """Return True when the history table exists."""
+    qualified = table_sql(table).as_string(conn)
+    with phase(conn, "the history check", state="nothing was changed"):
+        row = conn.execute(
+            "SELECT to_regclass(%s) IS NOT NULL", (qualified,)
+        ).fetchone()
+    return bool(row and row[0])
+
+
+def ensure_history_table(conn: Connection, table: TableName) -> None:
+    """Create the history table (and its schema) unless the table exists.
+
+    No DDL at all when it exists: a deploy role may read and write the table
+    without CREATE on its schema (PostgreSQL 15's default for ``public``).
+    """
+    if history_table_exists(conn, table):
+        return
+    with phase(conn, "creating the history table", state="nothing was applied"):
+        schema_exists = conn.execute(
+            "SELECT 1 FROM pg_namespace WHERE nspname = %s", (table.schema,)
+        ).fetchone()
+        if schema_exists is None:
+            conn.execute(
+                sql.SQL("CREATE SCHEMA IF NOT EXISTS {}").format(
+                    sql.Identifier(table.schema)
+                )
+            )
+        conn.execute(history_table_ddl(table))
+
+
+def history_table_ddl(table: TableName) -> sql.Composed:
+    """Return the idempotent CREATE TABLE of the history table."""
+    return sql.SQL(HISTORY_TABLE_DDL).format(table_sql(table))
+
+
+def read_history(conn: Connection, table: TableName) -> list[HistoryRow]:
+    """Return every history row, ascending; a missing table reads as no rows.
+
+    Waits for a lock on the table no longer than the table lock timeout.
+
+    Raises:
+        TableLockTimeout: when another session holds the table locked (exit 3).
+        SchemactlError: when the table exists but is not a schemactl history table.
+    """
+    if not history_table_exists(conn, table):
+        return []
+    query = sql.SQL(
+        "SELECT version, name, checksum, applied_at, applied_by, execution_ms, success "
+        "FROM {} ORDER BY version"
+    ).format(table_sql(table))
+    try:
+        with conn.cursor() as cur:
+            return [HistoryRow(*row) for row in cur.execute(query)]
+    except psycopg.errors.LockNotAvailable:
+        holders = _table_lock_holders(conn, table)
+        raise TableLockTimeout(
+            f"timed out reading the history table {table}: it is locked by "
+            f"{describe_blockers(holders)}",
+            hint="raise --table-lock-timeout (0: wait without limit)",
+            state="nothing was changed",
+        ) from None
+    except psycopg.Error as exc:
+        if is_connection_lost(exc, conn):
+            raise ConnectionLost(
+                f"connection lost while reading the history table: {reason_of(exc)}",
+                state="nothing was changed",
+            ) from None
+        raise SchemactlError(
+            f"cannot read history table {table}: {reason_of(exc)}",
+            hint="is --table naming a table that another tool created?",
+        ) from exc
+
+
+def _table_lock_holders(conn: Connection, table: TableName) -> tuple[Blocker, ...]:
+    qualified = table_sql(table).as_string(conn)
+    rows = conn.execute(
+        """
+        SELECT DISTINCT a.pid, a.application_name, a.state, a.query,
+               extract(epoch FROM now() - a.xact_start)::float8
+        FROM pg_locks l JOIN pg_stat_activity a ON a.pid = l.pid
+        WHERE l.relation = to_regclass(%s) AND l.granted
+          AND l.pid <> pg_backend_pid()
+        ORDER BY a.pid
+        """,
+        (qualified,),
+    ).fetchall()
+    return tuple(Blocker(r[0], r[1] or "", r[2] or "", r[3] or "", r[4]) for r in rows)
+
+
+def history_row_success(
+    conn: Connection, table: TableName, version: int
+) -> bool | None:
+    """Return the row's success flag for version, or None when it has no row."""
+    query = sql.SQL("SELECT success FROM {} WHERE version = %s").format(
+        table_sql(table)
+    )
+    with phase(conn, "the history check", state="unknown"):
+        row = conn.execute(query, (version,)).fetchone()
+    return None if row is None else bool(row[0])
+
+
+def record_baseline(
+    conn: Connection, table: TableName, migrations: list[MigrationFile]
+) -> None:
+    """Record migrations as applied without running them, all in one transaction."""
+    with phase(conn, "record", state="nothing was recorded"), conn.transaction():
+        for migration in migrations:
+            insert_history(conn, table, migration, execution_ms=0, success=True)
+
+
+def realign_checksums(
+    conn: Connection,
+    table: TableName,
+    realign: list[MigrationFile],
+    delete_versions: list[int],
+) -> None:
+    """Store the files' checksums and names, and delete failed rows, atomically."""
+    update = sql.SQL(
+        "UPDATE {} SET checksum = %s, name = %s WHERE version = %s"
+    ).format(table_sql(table))
+    delete = sql.SQL("DELETE FROM {} WHERE version = %s").format(table_sql(table))
+    with phase(conn, "record", state="the history was not changed"), conn.transaction():
+        for migration in realign:
+            conn.execute(
+                update, (migration.checksum, migration.name, migration.version)
+            )
+        for version in delete_versions:
+            conn.execute(delete, (version,))
+
+
+def insert_history(
+    conn: Connection,
+    table: TableName,
+    migration: MigrationFile,
+    *,
+    execution_ms: int,
+    success: bool,
+) -> None:
+    conn.execute(
+        sql.SQL(
+            "INSERT INTO {} (version, name, checksum, execution_ms, success) "
+            "VALUES (%s, %s, %s, %s, %s)"
+        ).format(table_sql(table)),
+        (migration.version, migration.name, migration.checksum, execution_ms, success),
+    )
+
+
+def flush_commits(conn: Connection, settings: Settings) -> None:
+    """Make every asynchronously committed migration durable.
+
+    A synchronous commit that writes WAL waits until the WAL up to its commit
+    record, and so every earlier commit, is flushed to disk. Any connection will
+    do: when the worker is gone, a new one flushes.
+
+    Raises:
+        ConnectionLost: when no connection can be had to flush.
+    """
+    flush = "BEGIN; SET LOCAL synchronous_commit TO on; SELECT txid_current(); COMMIT"
+    if not (conn.closed or conn.broken):
+        with phase(conn, "flush", state="earlier migrations may not be durable yet"):
+            conn.execute(flush)
+        return
+    try:
+        with connect(settings) as fresh:
+            fresh.execute(flush)
+    except (psycopg.Error, SchemactlError):
+        raise ConnectionLost(
+            "connection lost, and no new connection could be made to make the "
+            "applied migrations durable",
+            state="migrations committed in this run survive unless the server "
+            "crashed; run `schemactl status` when it is reachable",
+        ) from None

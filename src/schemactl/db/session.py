@@ -1,0 +1,568 @@
+"""Running one file on the worker: its statements, then one bookkeeping message
+(identity reset, lock guard, history row, session reset, COMMIT); table lock
+timeouts retried; INVALID indexes of failed concurrent builds dropped; notices
+and progress reported to the observer."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field, replace
+from functools import partial
+from pathlib import Path
+from typing import Any, TypeVar
+
+import psycopg
+from psycopg import sql
+
+from schemactl.config import Settings, TableName
+from schemactl.core.history import history_insert_sql, qualified_name, quote_identifier
+from schemactl.core.model import (
+    Blocker,
+    MigrationFile,
+    ServerMessage,
+    describe_blockers,
+)
+from schemactl.core.retry import backoff_delays
+from schemactl.core.splitting import Statement, line_at, position_to_line_column
+from schemactl.core.statements import ConcurrentIndex, concurrent_index
+from schemactl.core.validation import ParsedSource
+from schemactl.db.connection import (
+    Connection,
+    connect,
+    is_connection_lost,
+    phase,
+    reason_of,
+    session_settings_sql,
+    settle,
+)
+from schemactl.db.history import (
+    flush_commits,
+    history_row_success,
+    insert_history,
+    table_sql,
+)
+from schemactl.db.lock import (
+    LOCK_LOST_SQLSTATE,
+    BlockerWatch,
+    MigrationLock,
+    watch_interval,
+)
+from schemactl.errors import (
+    ConnectionLost,
+    MigrationFailed,
+    MigrationLockLost,
+    SchemactlError,
+    TableLockTimeout,
+)
+from schemactl.observer import MigrateObserver
+
+LOCK_NOT_AVAILABLE = "55P03"
+T = TypeVar("T")
+
+
+# Everything a file can leave in its session, reset as a new `psql -f` session
+# would find it. This is DISCARD ALL taken apart: DISCARD ALL cannot run inside a
+# transaction block, and these pieces can, so they commit with the file. The
+# migration lock lives on another connection, out of reach of
+# pg_advisory_unlock_all().
+_RESET_IDENTITY = "RESET SESSION AUTHORIZATION;\nRESET ROLE"
+_RESET_SESSION = (
+    "CLOSE ALL;\nDEALLOCATE ALL;\nUNLISTEN *;\nSELECT pg_advisory_unlock_all();\n"
+    "DISCARD PLANS;\nDISCARD TEMP;\nDISCARD SEQUENCES;\nRESET ALL"
+)
+_BEGIN = "BEGIN;\n"
+# Measured by the server: now() is the start of the migration's transaction.
+_SERVER_ELAPSED_MS = "(extract(epoch FROM clock_timestamp() - now()) * 1000)::integer"
+
+
+@dataclass(frozen=True, slots=True)
+class _Message:
+    """One simple-protocol message: a statement, maybe with BEGIN glued before it."""
+
+    text: str
+    statement: Statement | None
+    number: int = 0
+    lead: int = 0
+
+
+@dataclass
+class FileProgress:
+    """How far the file being run has got; read after a failure or a signal."""
+
+    migration: MigrationFile
+    path: Path
+    total: int
+    transactional: bool
+    source: ParsedSource | None = None
+    statement_number: int = 0
+    statement: Statement | None = None
+
+    def at(self, number: int, statement: Statement | None) -> None:
+        """Note that statement `number` (0: BEGIN alone) is about to run."""
+        self.statement_number = number
+        self.statement = statement
+
+    def location(self) -> str:
+        """Return FILE:LINE:COLUMN of the current statement (computed on demand:
+        counting lines up to every statement would make big files quadratic)."""
+        if self.source is None or self.statement is None:
+            return str(self.path)
+        line, column = position_to_line_column(self.source.text, self.statement.offset)
+        return f"{self.path}:{line}:{column}"
+
+
+class _LockWaitTimedOut(Exception):
+    """One attempt gave up on a table lock; the caller retries or gives up."""
+
+    def __init__(self, location: str, blockers: tuple[Blocker, ...]) -> None:
+        super().__init__(location)
+        self.location = location
+        self.blockers = blockers
+
+
+@dataclass
+class MigrationSession:
+    """Runs files on the worker connection while the lock connection holds the
+    migration lock; reports progress to the observer."""
+
+    conn: Connection
+    settings: Settings
+    lock: MigrationLock
+    observer: MigrateObserver = field(default_factory=MigrateObserver)
+    progress: FileProgress | None = None
+    _watch: BlockerWatch | None = None
+    _session_sql: str = ""
+    _guard_sql: str = ""
+
+    @property
+    def table(self) -> TableName:
+        """Return the history table."""
+        return self.settings.table
+
+    @contextmanager
+    def running(self) -> Iterator[MigrationSession]:
+        """Watch for blockers and show server notices while the block runs."""
+        self._session_sql = session_settings_sql(self.conn, self.settings)
+        self._guard_sql = self.lock.guard_sql()
+        self.conn.add_notice_handler(self._on_notice)
+        watch = BlockerWatch(
+            self.lock.conn,
+            self.conn.info.backend_pid,
+            watch_interval(self.settings.table_lock_timeout),
+            self.observer.statement_blocked,
+        )
+        with watch:
+            self._watch = watch
+            try:
+                yield self
+            finally:
+                self._watch = None
+                self.conn.remove_notice_handler(self._on_notice)
+
+    def _on_notice(self, diag: psycopg.errors.Diagnostic) -> None:
+        progress = self.progress
+        location = None
+        if progress is not None and progress.statement is not None:
+            location = progress.location()
+        self.observer.server_message(
+            ServerMessage(
+                diag.severity or "NOTICE", diag.message_primary or "", location
+            )
+        )
+
+    # -- apply and revert --
+
+    def apply(self, migration: MigrationFile, source: ParsedSource) -> int:
+        """Run one migration file and record it; return its duration in ms.
+
+        A transactional file and its history row commit together; on a table
+        lock timeout the file is rolled back and retried. A no-transaction file
+        runs one statement at a time: its row is written first with
+        ``success = false`` and marked successful at the end. Call `flush` once
+        after the last migration.
+
+        Raises:
+            MigrationFailed: naming FILE:LINE:COLUMN of the failing statement.
+            TableLockTimeout: when a lock wait outlasted every retry (exit 3).
+            MigrationLockLost, ConnectionLost: exit 3, file not committed.
+        """
+        started = time.perf_counter()
+        self.progress = FileProgress(
+            migration,
+            migration.path,
+            len(source.statements),
+            transactional=not migration.no_transaction,
+            source=source,
+        )
+        if migration.no_transaction:
+            self._insert_failed_row(migration)
+            self._run_no_transaction(source)
+            update = sql.SQL(
+                "UPDATE {} SET success = true, execution_ms = {} WHERE version = {}"
+            ).format(
+                table_sql(self.table),
+                sql.Literal(_elapsed_ms(started)),
+                sql.Literal(migration.version),
+            )
+            self._record(update.as_string(self.conn), commit=False)
+        else:
+            record = history_insert_sql(
+                qualified_name(self.table.schema, self.table.name),
+                migration,
+                _SERVER_ELAPSED_MS,
+                success=True,
+            )
+            self._with_retries(lambda: self._run_transaction(source, record))
+        self.progress = None
+        return _elapsed_ms(started)
+
+    def revert(
+        self, migration: MigrationFile, down_path: Path, source: ParsedSource
+    ) -> int:
+        """Run a down file and delete the migration's history row; return ms.
+
+        A transactional down file and the row's removal commit together. A
+        no-transaction down file first marks the row failed, so a failure
+        part-way leaves it visible until `repair`.
+
+        Raises:
+            MigrationFailed: naming FILE:LINE:COLUMN in the down file.
+            TableLockTimeout, MigrationLockLost, ConnectionLost: as for apply.
+        """
+        started = time.perf_counter()
+        table = table_sql(self.table)
+        delete = sql.SQL("DELETE FROM {} WHERE version = {}").format(
+            table, sql.Literal(migration.version)
+        )
+        self.progress = FileProgress(
+            migration,
+            down_path,
+            len(source.statements),
+            transactional=not source.no_transaction,
+            source=source,
+        )
+        if source.no_transaction:
+            with phase(self.conn, "record", state="nothing of the down file ran"):
+                self.conn.execute(
+                    sql.SQL("UPDATE {} SET success = false WHERE version = %s").format(
+                        table
+                    ),
+                    (migration.version,),
+                )
+            self._run_no_transaction(source)
+            self._record(delete.as_string(self.conn), commit=False)
+        else:
+            record = delete.as_string(self.conn)
+            self._with_retries(lambda: self._run_transaction(source, record))
+        self.progress = None
+        return _elapsed_ms(started)
+
+    def flush(self) -> None:
+        """Make this run's migrations durable (see `flush_commits`)."""
+        flush_commits(self.conn, self.settings)
+
+    def outcome(self, version: int) -> bool | None:
+        """Return the history row's success flag for version (None: no row),
+        from the worker or, when it is gone, a new connection."""
+        if not (self.conn.closed or self.conn.broken):
+            return history_row_success(self.conn, self.table, version)
+        with connect(self.settings) as fresh:
+            return history_row_success(fresh, self.table, version)
+
+    # -- one transactional attempt --
+
+    def _run_transaction(self, source: ParsedSource, record: str) -> None:
+        progress = self.progress
+        assert progress is not None
+        try:
+            with self.conn.cursor() as cur:
+                for message in _statement_messages(source):
+                    progress.at(message.number, message.statement)
+                    self._send_statement(cur, message, source)
+            self._record(record, commit=True)
+        except BaseException:
+            settle(self.conn)
+            raise
+
+    def _record(self, record: str, *, commit: bool) -> None:
+        """Send the bookkeeping message: reset the identity, check the lock, write
+        the row, reset the session; then COMMIT in a transactional file.
+
+        It is its own message, sent only once every statement's result is back,
+        so a runner that dies mid-file never has COMMIT waiting on the server,
+        and an error here is never blamed on the file's last statement.
+        """
+        progress = self.progress
+        assert progress is not None
+        progress.at(progress.statement_number, None)
+        parts = [_RESET_IDENTITY, self._guard_sql, record, _RESET_SESSION]
+        parts.append(self._session_sql)
+        if commit:
+            parts.append("SET LOCAL synchronous_commit TO off;\nCOMMIT")
+        try:
+            self.conn.execute(";\n".join(parts))
+        except psycopg.Error as exc:
+            raise self._record_failed(exc) from None
+
+    def _record_failed(self, exc: psycopg.Error) -> SchemactlError:
+        progress = self.progress
+        assert progress is not None
+        name = progress.path.name
+        if progress.transactional:
+            state = f"{name} was rolled back"
+        else:
+            state = f"{name} ran; its history row stays marked failed"
+        if is_connection_lost(exc, self.conn):
+            return ConnectionLost(
+                f"connection lost while recording {name}: {reason_of(exc)}",
+                state=state,
+            )
+        if exc.sqlstate == LOCK_NOT_AVAILABLE:
+            return TableLockTimeout(
+                f"timed out waiting for a lock on the history table {self.table} "
+                f"to record {name}",
+                state=state,
+            )
+        if exc.sqlstate == LOCK_LOST_SQLSTATE:
+            return MigrationLockLost(
+                f"the migration lock was lost before {name} could be recorded: its "
+                "connection ended, so another runner may hold it now",
+                state=state,
+            )
+        return SchemactlError(
+            f"could not record {name} in the history table {self.table}: "
+            f"{reason_of(exc)}",
+            state=state,
+        )
+
+    def _send_statement(
+        self, cur: psycopg.Cursor[Any], message: _Message, source: ParsedSource
+    ) -> None:
+        """Send one statement; translate its failure."""
+        progress = self.progress
+        assert progress is not None
+        assert self._watch is not None
+        try:
+            with self._watch.statement(progress.location):
+                _send(cur, message)
+        except psycopg.Error as exc:
+            self._raise_statement_error(exc, message, source)
+
+    def _raise_statement_error(
+        self, exc: psycopg.Error, message: _Message, source: ParsedSource
+    ) -> None:
+        progress = self.progress
+        assert progress is not None
+        name = progress.path.name
+        location = progress.location()
+        if is_connection_lost(exc, self.conn):
+            state = (
+                f"{name} was not committed"
+                if progress.transactional
+                else no_transaction_state(progress)
+            )
+            raise ConnectionLost(
+                f"connection lost while running {location}: {reason_of(exc)}",
+                state=state,
+            ) from None
+        if exc.sqlstate == LOCK_NOT_AVAILABLE:
+            assert self._watch is not None
+            raise _LockWaitTimedOut(location, self._watch.blockers) from exc
+        if message.statement is None:
+            raise SchemactlError(f"starting {name} failed: {reason_of(exc)}") from exc
+        raise _migration_failed(
+            exc,
+            progress.path,
+            source,
+            message.statement,
+            message.number,
+            progress.transactional,
+            lead=message.lead,
+        ) from exc
+
+    def _with_retries(self, attempt: Callable[[], T]) -> T:
+        """Run attempt; after a table lock timeout, wait and run it again."""
+        delays = backoff_delays(
+            self.settings.table_lock_retries, self.settings.table_lock_backoff
+        )
+        for number, delay in enumerate(delays, start=1):
+            try:
+                return attempt()
+            except _LockWaitTimedOut as wait:
+                self.observer.lock_retry(
+                    wait.location, wait.blockers, number, len(delays), delay
+                )
+                time.sleep(delay)
+        try:
+            return attempt()
+        except _LockWaitTimedOut as wait:
+            raise self._lock_wait_exhausted(wait, len(delays)) from None
+
+    def _lock_wait_exhausted(
+        self, wait: _LockWaitTimedOut, retries: int
+    ) -> TableLockTimeout:
+        progress = self.progress
+        assert progress is not None
+        name = progress.path.name
+        state = (
+            f"nothing of {name} was applied"
+            if progress.transactional
+            else no_transaction_state(progress)
+        )
+        tries = "once" if retries == 0 else f"{retries + 1} times"
+        return TableLockTimeout(
+            f"{wait.location}: gave up waiting for a table lock "
+            f"({self.settings.table_lock_timeout:g} s, tried {tries}); blocked by "
+            f"{describe_blockers(wait.blockers)}",
+            hint="end the blocking session, or raise --table-lock-timeout / "
+            "--table-lock-retries",
+            state=state,
+        )
+
+    # -- no-transaction files --
+
+    def _insert_failed_row(self, migration: MigrationFile) -> None:
+        with phase(self.conn, "record", state=f"nothing of {migration.label} ran"):
+            insert_history(
+                self.conn, self.table, migration, execution_ms=0, success=False
+            )
+
+    def _run_no_transaction(self, source: ParsedSource) -> None:
+        progress = self.progress
+        assert progress is not None
+        with self.conn.cursor() as cur:
+            for number, statement in enumerate(source.statements, start=1):
+                progress.at(number, statement)
+                message = _Message(statement.text, statement, number)
+                index = concurrent_index(statement)
+                self._with_retries(
+                    partial(self._run_autocommit, cur, message, source, index)
+                )
+
+    def _run_autocommit(
+        self,
+        cur: psycopg.Cursor[Any],
+        message: _Message,
+        source: ParsedSource,
+        index: ConcurrentIndex | None,
+    ) -> None:
+        """Run one statement of a no-transaction file: before it, and after it
+        fails, drop the INVALID index a failed concurrent build left behind (a
+        re-run would trip over it, or skip it with IF NOT EXISTS)."""
+        if index is not None:
+            self._drop_invalid_index(index)
+        try:
+            self._send_statement(cur, message, source)
+        except BaseException:
+            if index is not None and not (self.conn.closed or self.conn.broken):
+                settle(self.conn)
+                self._drop_invalid_index(index)
+            raise
+
+    def _drop_invalid_index(self, index: ConcurrentIndex) -> None:
+        progress = self.progress
+        assert progress is not None
+        table = (
+            quote_identifier(index.table)
+            if index.table_schema is None
+            else qualified_name(index.table_schema, index.table)
+        )
+        state = no_transaction_state(progress)
+        with phase(self.conn, "dropping an INVALID index", state=state):
+            found = self.conn.execute(
+                """
+                SELECT i.indexrelid::regclass::text FROM pg_index i
+                JOIN pg_class c ON c.oid = i.indexrelid
+                WHERE NOT i.indisvalid AND c.relname = %s
+                  AND i.indrelid = to_regclass(%s)
+                """,
+                (index.name, table),
+            ).fetchone()
+            if found is None:
+                return
+            # found[0] is regclass output: already quoted and qualified as needed.
+            self.conn.execute(f"DROP INDEX CONCURRENTLY IF EXISTS {found[0]}")
+        self.observer.invalid_index_dropped(progress.location(), found[0])
+
+
+def no_transaction_state(progress: FileProgress) -> str:
+    """Say how far a no-transaction file got: what ran stays, the row is failed."""
+    name, number = progress.path.name, progress.statement_number
+    done = number - 1
+    if done <= 0:
+        ran = "no statement of it ran"
+    elif done == 1:
+        ran = "statement 1 ran and stays applied"
+    else:
+        ran = f"statements 1-{done} ran and stay applied"
+    return (
+        f"{name} (no-transaction) stopped at statement {number} of "
+        f"{progress.total}: {ran}; its history row is marked failed until "
+        "`schemactl repair`"
+    )
+
+
+def _statement_messages(source: ParsedSource) -> list[_Message]:
+    """Return one message per statement, BEGIN glued onto the first, so a
+    one-statement migration costs one round trip before its bookkeeping.
+
+    COPY FROM STDIN needs the copy protocol, so BEGIN is then sent alone.
+    """
+    messages = [
+        _Message(s.text, s, number) for number, s in enumerate(source.statements, 1)
+    ]
+    first = messages[0] if messages else None
+    if first is None or (first.statement and first.statement.is_copy_from_stdin):
+        return [_Message(_BEGIN, None), *messages]
+    messages[0] = replace(first, text=_BEGIN + first.text, lead=len(_BEGIN))
+    return messages
+
+
+def _send(cur: psycopg.Cursor[Any], message: _Message) -> None:
+    # File text is the one query that is not a literal: the user's SQL, sent
+    # unchanged and without parameters (simple protocol, `%` not interpreted).
+    if message.statement is not None and message.statement.is_copy_from_stdin:
+        with cur.copy(message.text) as copy:
+            copy.write(message.statement.copy_data or "")
+        return
+    cur.execute(message.text)
+
+
+def _elapsed_ms(started: float) -> int:
+    return round((time.perf_counter() - started) * 1000)
+
+
+def _migration_failed(
+    exc: psycopg.Error,
+    path: Path,
+    source: ParsedSource,
+    statement: Statement,
+    number: int,
+    transactional: bool,
+    *,
+    lead: int = 0,
+) -> MigrationFailed:
+    diag = exc.diag
+    offset = statement.offset
+    position = diag.statement_position
+    if position and 0 <= int(position) - 1 - lead < len(statement.text):
+        # The position counts from the start of the message, which may carry
+        # `lead` characters of BEGIN before the statement's own text.
+        offset += int(position) - 1 - lead
+    line, column = position_to_line_column(source.text, offset)
+    detail = "\n".join(part for part in (diag.message_detail, diag.context) if part)
+    return MigrationFailed(
+        diag.message_primary or str(exc).strip(),
+        path=path,
+        line=line,
+        column=column,
+        statement_number=number,
+        statements_done=number - 1,
+        sqlstate=diag.sqlstate,
+        detail=detail or None,
+        hint=diag.message_hint,
+        source_line=line_at(source.text, line),
+        transactional=transactional,
+    )
