@@ -643,3 +643,14 @@ def test_a_second_runner_cannot_slip_in_between_two_files(
     assert db.execute(
         "SELECT version, count(*) FROM ledger GROUP BY version ORDER BY version"
     ).fetchall() == [(1, 1), (2, 1)]
+
+
+def test_a_server_idle_session_timeout_does_not_end_the_lock_connection(
+    run_cli, sql_dir, db
+):
+    # The lock connection idles while the worker sleeps well past the timeout.
+    db.execute(f'ALTER DATABASE "{db.info.dbname}" SET idle_session_timeout = 100')
+    sql_dir.write({"001_slow.sql": "SELECT pg_sleep(0.5);\n"})
+    result = run_cli("migrate")
+    assert result.exit_code == 0, result.output
+    assert history(db) == [(1, True)]

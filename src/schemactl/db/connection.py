@@ -81,6 +81,9 @@ def session_settings_sql(conn: Connection, settings: Settings) -> str:
         sets.append(
             f"SET client_connection_check_interval = {CLIENT_CHECK_INTERVAL_MS}"
         )
+        # The lock connection idles for the whole run, the worker while files
+        # are checked: a server-wide idle_session_timeout must not end either.
+        sets.append("SET idle_session_timeout = 0")
     return ";\n".join(sets)
 
 

@@ -89,10 +89,6 @@ def migration_lock(
         with phase(
             conn, "the wait for the migration lock", state="nothing was changed"
         ):
-            if conn.info.server_version >= 140000:
-                # The lock connection idles for the whole run: a server-wide
-                # idle_session_timeout must not end it (and release the lock).
-                conn.execute("SET idle_session_timeout = 0")
             key = advisory_lock_key(worker.info.dbname, settings.table)
             wait_for_advisory_lock(
                 conn,
