@@ -44,9 +44,9 @@ from schemactl.db.history import (
     table_sql,
 )
 from schemactl.db.lock import (
-    LOCK_LOST_SQLSTATE,
     BlockerWatch,
     MigrationLock,
+    is_lock_lost,
     watch_interval,
 )
 from schemactl.errors import (
@@ -325,7 +325,7 @@ class MigrationSession:
                 f"to record {name}",
                 state=state,
             )
-        if exc.sqlstate == LOCK_LOST_SQLSTATE:
+        if is_lock_lost(exc):
             return MigrationLockLost(
                 f"the migration lock was lost before {name} could be recorded: its "
                 "connection ended, so another runner may hold it now",
