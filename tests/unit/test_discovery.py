@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 import pytest
@@ -116,8 +117,15 @@ def test_no_transaction_directive():
     [
         (b"-- schemactl:no-transation\nSELECT 1;", 1, "unknown directive"),
         (b"SELECT 1;\n-- schemactl:no-transaction\n", 2, "before the first statement"),
+        (b"-- SCHEMACTL:no-transaction\nSELECT 1;", 1, "'SCHEMACTL:no-transaction'"),
+        (b"-- schemactl:NO-TRANSACTION\nSELECT 1;", 1, "in lower case"),
     ],
-    ids=["typo in a directive", "directive after the first statement"],
+    ids=[
+        "typo in a directive",
+        "directive after the first statement",
+        "upper-case prefix is not ignored",
+        "upper-case directive is not ignored",
+    ],
 )
 def test_bad_directives_name_the_line(text, line, message):
     with pytest.raises(MigrationDirError, match=message) as caught:
@@ -132,6 +140,9 @@ def test_bad_directives_name_the_line(text, line, message):
         ("create unique index concurrently i on t (a)", "CREATE INDEX CONCURRENTLY"),
         ("DROP INDEX CONCURRENTLY i", "DROP INDEX CONCURRENTLY"),
         ("REINDEX INDEX CONCURRENTLY i", "REINDEX CONCURRENTLY"),
+        ("REINDEX (VERBOSE) TABLE CONCURRENTLY t", "REINDEX CONCURRENTLY"),
+        ("REINDEX DATABASE d", "REINDEX DATABASE"),
+        ("DISCARD ALL", "DISCARD ALL"),
         ("VACUUM t", "VACUUM"),
         ("CREATE DATABASE d", "CREATE DATABASE"),
         ("ALTER SYSTEM SET work_mem = '1MB'", "ALTER SYSTEM"),
@@ -148,7 +159,18 @@ def test_statements_that_cannot_run_in_a_transaction_are_caught(sql, refused):
 
 
 @pytest.mark.parametrize(
-    "sql", ["BEGIN", "COMMIT", "START TRANSACTION", "ROLLBACK", "END"]
+    "sql",
+    [
+        "BEGIN",
+        "COMMIT",
+        "START TRANSACTION",
+        "ROLLBACK",
+        "END",
+        "ABORT",
+        "ROLLBACK AND CHAIN",
+        "PREPARE TRANSACTION 'x'",
+        "COMMIT PREPARED 'x'",
+    ],
 )
 def test_transaction_control_in_a_transactional_file_is_refused(sql):
     with pytest.raises(MigrationDirError, match="transaction control"):
@@ -157,9 +179,40 @@ def test_transaction_control_in_a_transactional_file_is_refused(sql):
 
 def test_savepoints_are_allowed():
     source = parse_source(
-        b"SAVEPOINT s; SELECT 1; ROLLBACK TO SAVEPOINT s; RELEASE s;", DIR / "001_a.sql"
+        b"SAVEPOINT s; SELECT 1; ROLLBACK TO SAVEPOINT s; RELEASE s;\n"
+        b"ROLLBACK TRANSACTION TO SAVEPOINT s; ROLLBACK WORK TO s;",
+        DIR / "001_a.sql",
     )
-    assert len(source.statements) == 4
+    assert len(source.statements) == 6
+
+
+def test_versions_past_bigint_are_refused_up_front():
+    largest = 2**63 - 1
+    assert parse_file_name(f"{largest}_a.sql", DIR).version == largest
+    with pytest.raises(MigrationDirError, match="too large") as caught:
+        parse_file_name(f"{largest + 1}_a.sql", DIR)
+    assert caught.value.path == DIR / f"{largest + 1}_a.sql"
+
+
+@pytest.mark.parametrize("kind", ["directory", "dangling link", "fifo"])
+def test_sql_entries_that_are_not_regular_files_are_errors(tmp_path, kind):
+    (tmp_path / "001_a.sql").write_text("SELECT 1;")
+    odd = tmp_path / "002_b.sql"
+    if kind == "directory":
+        odd.mkdir()
+    elif kind == "dangling link":
+        odd.symlink_to(tmp_path / "nowhere.sql")
+    else:
+        os.mkfifo(odd)
+    with pytest.raises(MigrationDirError, match="not a regular file") as caught:
+        discover_migrations(tmp_path)
+    assert caught.value.path == odd
+
+
+def test_links_to_regular_files_are_followed(tmp_path):
+    (tmp_path / "real.txt").write_text("SELECT 1;")
+    (tmp_path / "001_a.sql").symlink_to(tmp_path / "real.txt")
+    assert [m.version for m in discover_migrations(tmp_path)] == [1]
 
 
 def test_discover_reads_validates_and_orders(tmp_path):

@@ -71,3 +71,8 @@ def test_create_writes_header_and_never_overwrites(tmp_path):
     assert down.read_text().startswith("-- 001_a (down):")
     with pytest.raises(MigrationDirError, match="cannot create file"):
         create_migration_files(tmp_path / "sql", files)
+
+
+def test_new_refuses_a_version_past_bigint():
+    with pytest.raises(UsageError, match="past the largest"):
+        plan_new_files(names(f"{2**63 - 1}_last.sql"), "next")

@@ -15,7 +15,10 @@ from dataclasses import dataclass
 NO_TRANSACTION = "no-transaction"
 KNOWN_DIRECTIVES: frozenset[str] = frozenset({NO_TRANSACTION})
 
-DIRECTIVE_RE = re.compile(r"^\s*--\s*schemactl\s*:\s*(?P<body>.*?)\s*$")
+# Matched in any case, so `-- SCHEMACTL:no-transaction` is reported, not ignored.
+DIRECTIVE_RE = re.compile(
+    r"^\s*--\s*(?P<prefix>schemactl)\s*:\s*(?P<body>.*?)\s*$", re.IGNORECASE
+)
 
 
 class DirectiveError(Exception):
@@ -54,10 +57,13 @@ def parse_directives(text: str) -> Directives:
         if match is None:
             continue
         body = match.group("body")
-        if body not in KNOWN_DIRECTIVES:
+        if match.group("prefix") != "schemactl" or body not in KNOWN_DIRECTIVES:
             known = ", ".join(sorted(KNOWN_DIRECTIVES))
+            written = f"{match.group('prefix')}:{body}"
             raise DirectiveError(
-                f"unknown directive 'schemactl:{body}' (known: {known})", number
+                f"unknown directive '{written}' (known, in lower case: "
+                f"schemactl:{known})",
+                number,
             )
         found.add(body)
     return Directives(no_transaction=NO_TRANSACTION in found, header_lines=header_lines)

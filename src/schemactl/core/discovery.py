@@ -23,6 +23,8 @@ _FILE_NAME_RE = re.compile(
     r"^(?P<version>[0-9]+)_(?P<name>[A-Za-z0-9_]+?)(?P<down>\.down)?\.sql$"
 )
 _SQL_SUFFIX = ".sql"
+# The history table's version column is a bigint.
+MAX_VERSION = 2**63 - 1
 
 
 @dataclass(frozen=True, slots=True)
@@ -53,9 +55,16 @@ def parse_file_name(file_name: str, directory: Path) -> FileName:
             "<version>_<name>.down.sql, name made of [A-Za-z0-9_]",
             path=directory / file_name,
         )
+    version = int(match.group("version"))
+    if version > MAX_VERSION:
+        raise MigrationDirError(
+            f"version {version} is too large: the history table's version column "
+            f"is a bigint (at most {MAX_VERSION})",
+            path=directory / file_name,
+        )
     return FileName(
         file_name=file_name,
-        version=int(match.group("version")),
+        version=version,
         name=match.group("name"),
         is_down=match.group("down") is not None,
     )
@@ -189,10 +198,34 @@ def _join(directory: str, file_name: str) -> str:
 
 
 def _regular_file_names(directory: Path) -> list[str]:
+    """Return the names of the regular files (or links to one) in directory.
+
+    Raises:
+        MigrationDirError: for a missing directory, or a ``*.sql`` entry that is
+            not a readable regular file (a directory, a dangling link, a FIFO):
+            nothing named like a migration is skipped silently.
+    """
     if not directory.is_dir():
         raise MigrationDirError(f"migrations directory not found: {directory}")
+    names = []
     with os.scandir(directory) as entries:
-        return [entry.name for entry in entries if entry.is_file()]
+        for entry in entries:
+            if entry.is_file():
+                names.append(entry.name)
+            elif is_migration_candidate(entry.name):
+                raise MigrationDirError(
+                    f"not a regular file: {_describe_entry(entry)}",
+                    path=directory / entry.name,
+                )
+    return names
+
+
+def _describe_entry(entry: os.DirEntry[str]) -> str:
+    if entry.is_dir():
+        return "a directory"
+    if entry.is_symlink():
+        return "a symbolic link to a missing or unreadable file"
+    return "a special file (FIFO, socket or device)"
 
 
 def read_source(path: Path | str) -> bytes:

@@ -10,7 +10,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
 
-from schemactl.core.discovery import FileName
+from schemactl.core.discovery import MAX_VERSION, FileName
 from schemactl.errors import MigrationDirError, UsageError
 
 MIN_VERSION_WIDTH = 3
@@ -45,12 +45,18 @@ def plan_new_files(
     """Return the next file names: version N+1, zero-padded like the newest file.
 
     Raises:
-        UsageError: for a name that normalises to nothing.
+        UsageError: for a name that normalises to nothing, or a next version past
+            the largest bigint.
     """
     name = normalize_name(raw_name)
     ups = [f for f in existing if not f.is_down]
     newest = max(ups, key=lambda f: f.version, default=None)
     version = newest.version + 1 if newest else 1
+    if version > MAX_VERSION:
+        raise UsageError(
+            f"the next version would be {version}, past the largest the history "
+            f"table holds ({MAX_VERSION})"
+        )
     width = MIN_VERSION_WIDTH
     if newest is not None:
         width = max(width, len(newest.file_name.split("_", 1)[0]))

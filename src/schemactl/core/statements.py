@@ -23,8 +23,13 @@ def refuses_transaction(statement: Statement) -> str | None:
         return "VACUUM"
     if first in ("create", "drop") and "concurrently" in words[1:4]:
         return f"{first.upper()} INDEX CONCURRENTLY"
-    if first == "reindex" and "concurrently" in words[1:3]:
+    if first == "reindex" and "concurrently" in words[1:]:
+        # Also with options first: REINDEX (VERBOSE) TABLE CONCURRENTLY t.
         return "REINDEX CONCURRENTLY"
+    if first == "reindex" and words[1:2] in (("database",), ("system",)):
+        return f"REINDEX {words[1].upper()}"
+    if words[:2] == ("discard", "all"):
+        return "DISCARD ALL"
     if first in ("create", "drop") and words[1:2] in (("database",), ("tablespace",)):
         return f"{first.upper()} {words[1].upper()}"
     if words[:2] == ("alter", "system"):
@@ -33,12 +38,15 @@ def refuses_transaction(statement: Statement) -> str | None:
 
 
 def controls_transaction(statement: Statement) -> bool:
-    """Return True for BEGIN/COMMIT/ROLLBACK and friends (not ROLLBACK TO SAVEPOINT)."""
+    """Return True for BEGIN/COMMIT/ROLLBACK and friends, PREPARE TRANSACTION and
+    COMMIT/ROLLBACK PREPARED; not for ROLLBACK [WORK|TRANSACTION] TO [SAVEPOINT]."""
     words = statement.words
+    if words[:2] == ("prepare", "transaction"):
+        return True
     if not words or words[0] not in _TRANSACTION_CONTROL_WORDS:
         return False
-    if words[0] == "rollback" and len(words) > 1 and words[1] == "to":
-        return False
+    if words[0] in ("rollback", "abort") and "to" in words[1:3]:
+        return words[0] == "abort"  # ABORT has no TO form: the server refuses it
     return not (words[0] == "start" and words[1:2] != ("transaction",))
 
 
