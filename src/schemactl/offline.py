@@ -42,11 +42,8 @@ def sql_script(settings: Settings, *, target: int | None = None) -> Iterator[str
             ``COPY ... FROM stdin`` data (psql reads inline data even inside a
             skipped ``\\if`` branch, which breaks the guard on a second run).
     """
-    files = [
-        f
-        for f in discover_migrations(settings.directory)
-        if target is None or f.version <= target
-    ]
+    all_files = discover_migrations(settings.directory)
+    files = [f for f in all_files if target is None or f.version <= target]
     for migration in files:
         _refuse_inline_copy(migration, load_source(migration))
 
@@ -55,7 +52,11 @@ def sql_script(settings: Settings, *, target: int | None = None) -> Iterator[str
             yield migration, load_source(migration).text
 
     return render_script(
-        settings.table.schema, settings.table.name, sources(), version=__version__
+        settings.table.schema,
+        settings.table.name,
+        all_files,
+        sources(),
+        version=__version__,
     )
 
 

@@ -136,3 +136,58 @@ def test_psql_script_refuses_inline_copy_data(sql_dir):
         f"{sql_dir.path / '001_a.sql'}:3:1: error: COPY ... FROM stdin data"
         in result.stderr
     )
+
+
+@pytest.mark.parametrize(
+    ("setup", "drift"),
+    [
+        ("failed", "version 1: failed"),
+        ("edited", "version 1: checksum mismatch"),
+        ("out of order", "version 1: out of order"),
+        ("missing", "version 1: out of order; version 3: missing file"),
+    ],
+)
+def test_psql_script_refuses_what_migrate_refuses(
+    sql_dir, database_url, tmp_path, setup, drift
+):
+    """The script checks at run time, inside psql, and applies nothing."""
+    runner = CliRunner()
+
+    def migrate() -> None:
+        runner.invoke(cli, ["migrate", "-d", database_url, "--dir", str(sql_dir.path)])
+
+    if setup == "failed":
+        sql_dir.write({"001_a.sql": "-- schemactl:no-transaction\nSELECT 1/0;\n"})
+        migrate()
+    elif setup == "edited":
+        sql_dir.write({"001_a.sql": "SELECT 1;\n"})
+        migrate()
+        sql_dir.write({"001_a.sql": "SELECT 1; -- edited\n"})
+    elif setup == "out of order":
+        sql_dir.write({"002_b.sql": "SELECT 2;\n"})
+        migrate()
+        sql_dir.write({"001_a.sql": "SELECT 1;\n"})
+    else:
+        sql_dir.write({"003_c.sql": "SELECT 3;\n"})
+        migrate()
+        sql_dir.remove("003_c.sql")
+        sql_dir.write({"001_a.sql": "SELECT 1;\n"})
+    refused = runner.invoke(
+        cli, ["migrate", "-d", database_url, "--dir", str(sql_dir.path)]
+    )
+    assert refused.exit_code == 1  # what migrate does with the same state
+    sql_dir.write({"004_new.sql": "CREATE TABLE should_not_exist (id int);\n"})
+    generated = runner.invoke(cli, ["sql", "--dir", str(sql_dir.path)])
+    assert generated.exit_code == 0, generated.output
+    script = tmp_path / "migrate.sql"
+    script.write_text(generated.stdout)
+    with psycopg.connect(database_url) as conn:
+        before = conn.execute(HISTORY).fetchall()
+    done = run_psql(database_url, script)
+    assert done.returncode == 3, done.stdout + done.stderr
+    assert f"schemactl: refusing to migrate: drift found: {drift}" in done.stderr
+    with psycopg.connect(database_url) as conn:
+        assert conn.execute(HISTORY).fetchall() == before
+        assert conn.execute("SELECT to_regclass('should_not_exist')").fetchone() == (
+            None,
+        )

@@ -10,7 +10,10 @@ NO_TX = MigrationFile(2, "idx", "sql/002_idx.sql", "c2", no_transaction=True)
 
 
 def script(*items) -> str:
-    return "".join(render_script("public", "schema_migrations", items, version="9.9"))
+    files = [migration for migration, _ in items]
+    return "".join(
+        render_script("public", "schema_migrations", files, items, version="9.9")
+    )
 
 
 def test_header_stops_on_error_and_creates_the_table():
@@ -48,7 +51,7 @@ def test_no_transaction_block_records_a_failed_row_first():
 
 
 def test_hostile_table_name_is_quoted():
-    text = "".join(render_script('we"ird', 'x"; DROP TABLE t; --', [], version="1"))
+    text = "".join(render_script('we"ird', 'x"; DROP TABLE t; --', [], [], version="1"))
     assert '"we""ird"."x""; DROP TABLE t; --"' in text
     assert "nspname = 'we\"ird'" in text
 
@@ -56,3 +59,12 @@ def test_hostile_table_name_is_quoted():
 def test_last_statement_without_semicolon_is_terminated():
     block = render_migration(TX, "SELECT 1", table="h")
     assert "SELECT 1\n;\nINSERT" in block
+
+
+def test_drift_check_comes_before_any_migration():
+    text = script((TX, "SELECT 1;\n"))
+    check = text.index("refusing to migrate: drift found")
+    assert (
+        text.index("CREATE TABLE IF NOT EXISTS") < check < text.index("-- 001_one.sql")
+    )
+    assert "(1, 'c1')" in text

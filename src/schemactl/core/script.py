@@ -1,7 +1,8 @@
 """Render the psql script of `schemactl sql`: the `psql -f` fallback. Pure.
 
-The script creates the history table if needed and applies each migration with
-its history row exactly as `schemactl migrate` would, each guarded on the history
+The script creates the history table if needed, refuses to go on while drift
+exists (as `schemactl migrate` refuses), and applies each migration with its
+history row exactly as `schemactl migrate` would, each guarded on the history
 table (psql ``\\if``) so that running it twice applies nothing twice. It takes no
 advisory lock: a blocking lock in psql could deadlock with CREATE INDEX
 CONCURRENTLY; the history table's primary key still refuses a second copy of a
@@ -10,7 +11,7 @@ transactional migration, which then rolls back whole.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable, Iterator, Sequence
 
 from schemactl.core.history import (
     HISTORY_TABLE_DDL,
@@ -39,6 +40,56 @@ def render_header(schema: str, table: str, *, version: str) -> str:
         "\\endif\n"
         f"{HISTORY_TABLE_DDL.format(qualified_name(schema, table))};\n"
     )
+
+
+def render_drift_check(table: str, files: Sequence[MigrationFile]) -> str:
+    """Return a DO block that refuses, as `schemactl migrate` does, while drift
+    exists: a failed row, an applied file edited or missing, or a pending version
+    below the highest applied one. With ON_ERROR_STOP psql stops there (exit 3)
+    before any migration runs.
+
+    table is already quoted; every value is an integer or a quoted literal.
+    """
+    if files:
+        rows = ",\n        ".join(
+            f"({int(f.version)}, {quote_literal(f.checksum)})" for f in files
+        )
+        listed = f"VALUES\n        {rows}"
+    else:
+        listed = "SELECT NULL::bigint, NULL::text WHERE false"
+    return f"""DO $schemactl$
+DECLARE
+    found text;
+BEGIN
+    WITH files (version, checksum) AS (
+        {listed}
+    ),
+    history AS (SELECT version, checksum, success FROM {table})
+    SELECT string_agg(format('version %s: %s', version, problem), '; '
+                      ORDER BY version)
+    INTO found
+    FROM (
+        SELECT version, 'failed' FROM history WHERE NOT success
+        UNION ALL
+        SELECT h.version, 'checksum mismatch' FROM history h
+            JOIN files f ON f.version = h.version
+            WHERE h.success AND h.checksum <> f.checksum
+        UNION ALL
+        SELECT h.version, 'missing file' FROM history h
+            WHERE h.success
+              AND NOT EXISTS (SELECT FROM files f WHERE f.version = h.version)
+        UNION ALL
+        SELECT f.version, 'out of order' FROM files f
+            WHERE NOT EXISTS (SELECT FROM history h WHERE h.version = f.version)
+              AND f.version < (SELECT max(version) FROM history)
+    ) AS drift (version, problem);
+    IF found IS NOT NULL THEN
+        RAISE EXCEPTION 'schemactl: refusing to migrate: drift found: %', found
+            USING HINT = 'nothing was applied; run `schemactl status` to see it';
+    END IF;
+END
+$schemactl$;
+"""
 
 
 def _elapsed_ms_sql() -> str:
@@ -93,16 +144,19 @@ def render_migration(migration: MigrationFile, text: str, *, table: str) -> str:
 def render_script(
     schema: str,
     table: str,
+    all_files: Sequence[MigrationFile],
     migrations: Iterable[tuple[MigrationFile, str]],
     *,
     version: str,
 ) -> Iterator[str]:
     """Yield the script piece by piece (memory stays flat in the number of files).
 
-    migrations yields (file, its normalised text); files with COPY FROM STDIN data
-    must be refused before (see runner.sql_script).
+    all_files is every file in the directory (for the drift check); migrations
+    yields (file, its normalised text) for the files to apply; files with COPY
+    FROM STDIN data must be refused before (see offline.sql_script).
     """
     yield render_header(schema, table, version=version)
     qualified = qualified_name(schema, table)
+    yield render_drift_check(qualified, all_files)
     for migration, text in migrations:
         yield render_migration(migration, text, table=qualified)
