@@ -48,7 +48,7 @@ def test_new_needs_no_database_driver(tmp_path):
 def test_sql_needs_no_database_driver(sql_dir):
     sql_dir.write({"001_a.sql": "SELECT 1;"})
     loaded = loaded_modules("sql", "--dir", str(sql_dir.path))
-    assert loaded == {"psycopg": False, "rich": False, "pglast": True}
+    assert loaded == {"psycopg": False, "rich": False, "pglast": False}
 
 
 def test_piped_status_loads_neither_rich_nor_the_parser(database_url, sql_dir):

@@ -6,6 +6,7 @@ Runs only for files that will be executed, before the first of them runs.
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -66,14 +67,24 @@ def parse_source(data: bytes, path: Path | str) -> ParsedSource:
 
 def _check_directives_in_header(text: str, header_lines: int, path: Path | str) -> None:
     """Refuse a directive after the header: it would silently do nothing."""
-    for number, line in enumerate(text.split("\n"), start=1):
-        if number > header_lines and DIRECTIVE_RE.match(line):
+    after_header = 0
+    for _ in range(header_lines):
+        after_header = text.find("\n", after_header) + 1
+        if after_header == 0:
+            return  # the whole file is header
+    for match in _DIRECTIVE_LINE_RE.finditer(text, after_header):
+        if DIRECTIVE_RE.match(match.group()):
             raise MigrationDirError(
                 "directives must stand in the leading '--' comment lines of the "
                 "file, before the first statement",
                 path=Path(path),
-                line=number,
+                line=text.count("\n", 0, match.start()) + 1,
             )
+
+
+# Lines that may hold a directive: found by one search over the text rather than
+# by splitting a large file into lines.
+_DIRECTIVE_LINE_RE = re.compile(r"^[ \t]*--[ \t]*schemactl[^\n]*", re.M | re.I)
 
 
 def _check_no_copy_to_client(
@@ -95,10 +106,12 @@ def _check_no_copy_to_client(
 def _check_transactional(
     text: str, statements: list[Statement], path: Path | str
 ) -> None:
+    # Lines and columns are counted for the offending statement only: counting
+    # them for every statement would make a large file quadratic.
     for statement in statements:
-        line, column = position_to_line_column(text, statement.offset)
         refused = refuses_transaction(statement)
         if refused is not None:
+            line, column = position_to_line_column(text, statement.offset)
             raise MigrationDirError(
                 f"{refused} cannot run inside a transaction",
                 path=Path(path),
@@ -107,6 +120,7 @@ def _check_transactional(
                 hint="add '-- schemactl:no-transaction' at the top of the file",
             )
         if controls_transaction(statement):
+            line, column = position_to_line_column(text, statement.offset)
             raise MigrationDirError(
                 "transaction control statement in a transactional migration: "
                 "schemactl already runs each file in its own transaction",
