@@ -29,12 +29,11 @@ from schemactl.config import (
     DEFAULT_TABLE_LOCK_RETRIES,
     DEFAULT_TABLE_LOCK_TIMEOUT,
     Settings,
-    known_secrets,
     parse_table_name,
-    redact,
 )
 from schemactl.errors import Cancelled, SchemactlError, UsageError
 from schemactl.interrupts import Interrupted, signals_cancel
+from schemactl.redaction import known_secrets, redact
 from schemactl.render import (
     MigrateProgress,
     render_baseline,
@@ -104,6 +103,7 @@ def shared_options(*, with_env: bool) -> Callable[[F], F]:
 
 
 _TRACEBACK = "schemactl.traceback"
+_SECRETS = "schemactl.secrets"
 
 
 def _remember_traceback(ctx: click.Context, _: click.Parameter, value: bool) -> None:
@@ -202,6 +202,10 @@ def build_settings(
         for key in SHARED_OPTIONS
     }
     url = merged["database_url"]
+    secrets = known_secrets(url)
+    # Kept for _fail's --traceback: sys.argv is not always the arguments (an
+    # embedding caller, CliRunner), so it alone may not name the URL.
+    ctx.find_root().meta[_SECRETS] = secrets
     return Settings(
         directory=merged["directory"] or DEFAULT_DIR,
         table=parse_table_name(merged["table"] or DEFAULT_TABLE),
@@ -216,7 +220,7 @@ def build_settings(
         table_lock_retries=table_lock_retries,
         table_lock_backoff=table_lock_backoff,
         statement_timeout=statement_timeout,
-        secrets=known_secrets(url),
+        secrets=secrets,
     )
 
 
@@ -241,7 +245,8 @@ class SchemactlGroup(click.Group):
             # Asked for, redacted, and never a different exit code.
             import traceback  # only --traceback pays for importing it
 
-            sys.stderr.write(redact(traceback.format_exc(), _process_secrets()))
+            secrets = (*ctx.meta.get(_SECRETS, ()), *_process_secrets())
+            sys.stderr.write(redact(traceback.format_exc(), secrets))
         render_error(error, stderr())
         ctx.exit(exit_code)
 
@@ -446,7 +451,11 @@ def baseline(ctx: click.Context, /, version: int, **local: Any) -> None:
     """
     from schemactl import runner  # imported when run: see module docstring
 
-    recorded = runner.baseline(build_settings(ctx, **local), version=version)
+    recorded = runner.baseline(
+        build_settings(ctx, **local),
+        version=version,
+        observer=MigrateProgress(stdout(), stderr()),
+    )
     render_baseline(recorded, stdout())
 
 
@@ -476,11 +485,22 @@ def repair(ctx: click.Context, /, yes: bool, **local: Any) -> None:
             return True
         if not sys.stdin.isatty():
             raise UsageError("repair changes the history: pass --yes to confirm")
-        return click.confirm("apply these changes?", default=False)
+        try:
+            return click.confirm("apply these changes?", default=False)
+        except click.Abort as abort:
+            # click turns Ctrl-C (and SIGTERM, see interrupts.py) into Abort,
+            # keeping the signal only as the exception's context.
+            if isinstance(abort.__context__, Interrupted):
+                raise abort.__context__ from None
+            raise
 
     from schemactl import runner  # imported when run: see module docstring
 
-    result = runner.repair(build_settings(ctx, **local), confirm=confirm)
+    result = runner.repair(
+        build_settings(ctx, **local),
+        confirm=confirm,
+        observer=MigrateProgress(out, stderr()),
+    )
     render_repair(result, out)
 
 

@@ -1,15 +1,13 @@
-"""Settings for one run: directory, history table, connection, timeouts; URL masking.
+"""Settings for one run: directory, history table, connection, timeouts.
 
-Stdlib and errors only.
+Stdlib and errors only: the CLI builds Settings for commands that must not load
+psycopg (--help, new, sql). Passwords are redacted by redaction.py.
 """
 
 from __future__ import annotations
 
-import os
-import re
 from dataclasses import dataclass, field
 from pathlib import Path
-from urllib.parse import urlsplit
 
 from schemactl.errors import UsageError
 
@@ -24,12 +22,8 @@ DEFAULT_TABLE_LOCK_TIMEOUT = 5.0
 DEFAULT_TABLE_LOCK_RETRIES = 3
 DEFAULT_TABLE_LOCK_BACKOFF = 1.0
 APPLICATION_NAME = "schemactl"
-MASK = "****"
 # PostgreSQL truncates longer identifiers (NAMEDATALEN - 1); refuse instead.
 MAX_IDENTIFIER_BYTES = 63
-
-_URL_PASSWORD_RE = re.compile(r"(?P<head>[a-zA-Z][a-zA-Z0-9+.-]*://[^:/@\s]*:)[^@\s]*@")
-_KEYWORD_PASSWORD_RE = re.compile(r"(?P<head>password\s*=\s*)('(?:[^'\\]|\\.)*'|\S+)")
 
 
 @dataclass(frozen=True, slots=True)
@@ -89,36 +83,3 @@ class Settings:
     table_lock_backoff: float = DEFAULT_TABLE_LOCK_BACKOFF
     statement_timeout: float | None = None
     secrets: tuple[str, ...] = ()
-
-
-def mask_url(url: str) -> str:
-    """Return the URL or conninfo string with any password replaced by ****."""
-    masked = _URL_PASSWORD_RE.sub(lambda m: f"{m.group('head')}{MASK}@", url)
-    return _KEYWORD_PASSWORD_RE.sub(lambda m: f"{m.group('head')}{MASK}", masked)
-
-
-def password_of(url: str | None) -> str | None:
-    """Return the password written in a URL or conninfo string, if any."""
-    if not url:
-        return None
-    if "://" in url:
-        try:
-            return urlsplit(url).password
-        except ValueError:
-            return None
-    match = _KEYWORD_PASSWORD_RE.search(url)
-    return match.group(2).strip("'") if match else None
-
-
-def known_secrets(*urls: str | None) -> tuple[str, ...]:
-    """Return the passwords of the given URLs and of PGPASSWORD, to redact them."""
-    found = [password_of(url) for url in urls] + [os.environ.get("PGPASSWORD")]
-    return tuple(secret for secret in found if secret)
-
-
-def redact(text: str, secrets: tuple[str, ...]) -> str:
-    """Remove every known secret and any URL password from text (the last net)."""
-    for secret in secrets:
-        if secret:
-            text = text.replace(secret, MASK)
-    return mask_url(text)

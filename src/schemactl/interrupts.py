@@ -63,7 +63,9 @@ class _Handler:
 
 @contextmanager
 def signals_cancel() -> Iterator[None]:
-    """Turn SIGINT and SIGTERM into `Interrupted` while the block runs.
+    """Turn SIGINT and SIGTERM into `Interrupted` while the block runs; ignore
+    them after it, while the process exits (the command's work is done and
+    reported: a late signal must not turn it into a traceback or a kill).
 
     Does nothing outside the main thread (signal handlers can only be set there).
     """
@@ -71,9 +73,10 @@ def signals_cancel() -> Iterator[None]:
         yield
         return
     handler = _Handler()
-    previous = {number: signal.signal(number, handler) for number in HANDLED_SIGNALS}
+    for number in HANDLED_SIGNALS:
+        signal.signal(number, handler)
     try:
         yield
     finally:
-        for number, old in previous.items():
-            signal.signal(number, old)
+        for number in HANDLED_SIGNALS:
+            signal.signal(number, signal.SIG_IGN)

@@ -138,25 +138,31 @@ def migrate(
         # Every file is checked before any runs; a dry run catches what a run would.
         return rows, plan.to_apply, check_before_running(plan.to_apply, load_source)
 
-    with db.connect(settings) as conn:
+    applied: list[AppliedMigration] = []
+    with (
+        _cancel_outside_files(lambda: len(applied), _APPLY),
+        db.connect(settings) as conn,
+    ):
         if dry_run:
             rows, pending, _ = plan_and_check(conn)
             return MigrateResult(
-                pending, [], dry_run=True, current_version=_highest_version(rows, [])
+                pending,
+                [],
+                dry_run=True,
+                current_version=_highest_version(rows, []),
             )
         with _locked(settings, conn, observer) as session:
             rows, pending, checked = plan_and_check(conn)
-            # Created after the checks, so a refused run leaves nothing behind;
-            # no DDL at all when it exists (a least-privilege deploy role).
+            # Created after the checks, so a refused run leaves nothing
+            # behind; no DDL at all when it exists (a least-privilege role).
             if pending:
                 db.ensure_history_table(conn, settings.table)
-            applied: list[AppliedMigration] = []
             try:
                 _apply_all(session, pending, checked, observer, applied)
                 if applied:
                     session.flush()
             except BaseException as exc:
-                raise _after_failure(session, exc, len(applied), _APPLY) from None
+                raise _after_failure(session, exc, pending, _APPLY) from None
     current = _highest_version(rows, applied)
     return MigrateResult(pending, applied, dry_run=False, current_version=current)
 
@@ -166,18 +172,30 @@ def _locked(
     settings: Settings, conn: db.Connection, observer: MigrateObserver
 ) -> Iterator[db.MigrationSession]:
     """Refuse a read-only target, name it, take the migration lock, and yield
-    the session that runs files. A signal before any file runs is reported as
-    a cancel that changed nothing."""
+    the session that runs files."""
+    db.refuse_read_only(conn)
+    observer.target_chosen(db.describe_connection(conn), str(settings.table))
+    with db.migration_lock(settings, conn, on_wait=observer.lock_waiting) as lock:
+        session = db.MigrationSession(conn, settings, lock, observer)
+        with session.running():
+            yield session
+
+
+@contextmanager
+def _cancel_outside_files(done: Callable[[], int], verb: _Verb) -> Iterator[None]:
+    """Report a signal that arrived while no file ran: before the first one
+    (nothing changed), or after the last one, flushed, while the run closed."""
     try:
-        db.refuse_read_only(conn)
-        observer.target_chosen(db.describe_connection(conn), str(settings.table))
-        with db.migration_lock(settings, conn, on_wait=observer.lock_waiting) as lock:
-            session = db.MigrationSession(conn, settings, lock, observer)
-            with session.running():
-                yield session
+        yield
     except Interrupted as signal:
+        count = done()
+        what = (
+            "nothing was changed"
+            if count == 0
+            else f"after the last migration; {_describe_kept(count, verb, True)}"
+        )
         raise Cancelled(
-            f"cancelled by {signal.signal_name}: nothing was changed",
+            f"cancelled by {signal.signal_name}: {what}",
             signal_number=signal.signal_number,
         ) from None
 
@@ -195,52 +213,91 @@ _REVERT = _Verb("reverted", committed=False)
 
 
 def _after_failure(
-    session: db.MigrationSession, exc: BaseException, done: int, verb: _Verb
+    session: db.MigrationSession,
+    exc: BaseException,
+    planned: list[MigrationFile],
+    verb: _Verb,
 ) -> BaseException:
-    """Flush what committed, find out what became of the file that was running,
-    and return the error to raise, its message saying what the database holds."""
-    kept = _describe_kept(done, verb)
-    try:
-        if done:
-            session.flush()
-    except SchemactlError as flush_error:
-        kept = f"{kept}; {flush_error.state or flush_error.message}"
+    """Find out from the history what this run committed and what became of the
+    file that was running, flush, and return the error to raise, its message
+    saying what the database holds.
+
+    Read back rather than counted: a signal can land between a file's COMMIT
+    and the line that would count it.
+    """
     progress = session.progress
+    history = _history_now(session)
+    if history is None:
+        before = None
+        fate = "its outcome is unknown (the history could not be read back)"
+    else:
+        running = progress.migration.version if progress else None
+        before = sum(
+            1
+            for m in planned
+            if m.version != running and _finished(history, m.version, verb)
+        )
+        fate = _fate(session, history, verb)
+    durable = True
+    try:
+        if before != 0:
+            session.flush()
+    except SchemactlError:
+        durable = False
+    kept = (
+        "what this run committed could not be read back"
+        if before is None
+        else _describe_kept(before, verb, durable)
+    )
     if isinstance(exc, Interrupted):
-        what = "nothing was running" if progress is None else _fate(session, verb)
         return Cancelled(
-            f"cancelled by {exc.signal_name}: {what}; {kept}",
+            f"cancelled by {exc.signal_name}: {fate}; {kept}",
             signal_number=exc.signal_number,
         )
     if isinstance(exc, SchemactlError) and exc.state is not None:
-        if isinstance(exc, ConnectionLost | MigrationLockLost) and progress:
-            exc.state = _fate(session, verb)
+        recording = progress is not None and progress.statement is None
+        if isinstance(exc, ConnectionLost | MigrationLockLost) and recording:
+            exc.state = fate  # the COMMIT may have reached the server: read it
         exc.state = f"{exc.state}; {kept}"
     return exc
 
 
-def _describe_kept(done: int, verb: _Verb) -> str:
-    if done == 0:
-        return f"nothing was {verb.done} before it in this run"
-    if done == 1:
-        return f"1 migration {verb.done} before it in this run is kept and durable"
-    return f"{done} migrations {verb.done} before it in this run are kept and durable"
-
-
-def _fate(session: db.MigrationSession, verb: _Verb) -> str:
-    """Say what became of the file that was running, read back from the history
-    table (on a new connection when the worker is gone)."""
-    progress = session.progress
-    assert progress is not None
-    name = progress.path.name
+def _history_now(session: db.MigrationSession) -> dict[int, bool] | None:
+    """Return version -> success from a new connection, or None if unreadable."""
     try:
-        success = session.outcome(progress.migration.version)
+        with db.connect(session.settings) as fresh:
+            rows = db.read_history(fresh, session.settings.table)
     except SchemactlError:
-        return f"{name}: outcome unknown (the server cannot be reached to check)"
-    if not progress.transactional and success is False:
+        return None
+    return {row.version: row.success for row in rows}
+
+
+def _finished(history: dict[int, bool], version: int, verb: _Verb) -> bool:
+    """True when the history shows the file applied (or reverted) in full."""
+    if verb.committed:
+        return history.get(version) is True
+    return version not in history
+
+
+def _describe_kept(done: int, verb: _Verb, durable: bool) -> str:
+    if done <= 0:
+        return f"nothing was {verb.done} before it in this run"
+    kept = "kept and durable" if durable else "kept (the flush to disk failed)"
+    if done == 1:
+        return f"1 migration {verb.done} before it in this run is {kept}"
+    return f"{done} migrations {verb.done} before it in this run are {kept}"
+
+
+def _fate(session: db.MigrationSession, history: dict[int, bool], verb: _Verb) -> str:
+    """Say what became of the file that was running (none: say so)."""
+    progress = session.progress
+    if progress is None:
+        return "no migration was running"
+    name = progress.path.name
+    version = progress.migration.version
+    if not progress.transactional and history.get(version) is False:
         return db.no_transaction_state(progress)
-    finished = (success is not None) == verb.committed
-    if finished:
+    if _finished(history, version, verb):
         return f"{name} had already committed"
     return f"{name} rolled back"
 
@@ -354,11 +411,15 @@ def rollback(
     """
     observer = observer or MigrateObserver()
     files = discover_migrations(settings.directory)
-    with db.connect(settings) as conn, _locked(settings, conn, observer) as session:
+    done: list[RolledBack] = []
+    with (
+        _cancel_outside_files(lambda: len(done), _REVERT),
+        db.connect(settings) as conn,
+        _locked(settings, conn, observer) as session,
+    ):
         rows = db.read_history(conn, settings.table)
         plan = plan_rollback(files, rows, steps=steps, target=target)
         checked = check_before_running(plan, load_down_source)
-        done: list[RolledBack] = []
         try:
             for index, (step, kept) in enumerate(zip(plan, checked, strict=True), 1):
                 observer.rollback_started(step, index, len(plan))
@@ -369,18 +430,22 @@ def rollback(
             if done:
                 session.flush()
         except BaseException as exc:
-            raise _after_failure(session, exc, len(done), _REVERT) from None
+            planned = [step.migration for step in plan]
+            raise _after_failure(session, exc, planned, _REVERT) from None
     return done
 
 
-def baseline(settings: Settings, *, version: int) -> list[MigrationFile]:
+def baseline(
+    settings: Settings, *, version: int, observer: MigrateObserver | None = None
+) -> list[MigrationFile]:
     """Record every file up to version as applied without running it.
 
     Raises:
         SchemactlError: when the history is not empty or no file qualifies.
     """
     files = discover_migrations(settings.directory)
-    with db.connect(settings) as conn, _locked(settings, conn, MigrateObserver()):
+    observer = observer or MigrateObserver()
+    with db.connect(settings) as conn, _locked(settings, conn, observer):
         # Planned before anything is written: a refused baseline leaves nothing.
         chosen = plan_baseline(
             files, db.read_history(conn, settings.table), version=version
@@ -399,7 +464,10 @@ class RepairResult:
 
 
 def repair(
-    settings: Settings, *, confirm: Callable[[RepairPlan], bool]
+    settings: Settings,
+    *,
+    confirm: Callable[[RepairPlan], bool],
+    observer: MigrateObserver | None = None,
 ) -> RepairResult:
     """Realign checksums and delete failed rows, once confirm approves the plan.
 
@@ -407,7 +475,8 @@ def repair(
     shown is exactly what changes.
     """
     files = discover_migrations(settings.directory)
-    with db.connect(settings) as conn, _locked(settings, conn, MigrateObserver()):
+    observer = observer or MigrateObserver()
+    with db.connect(settings) as conn, _locked(settings, conn, observer):
         plan = plan_repair(files, db.read_history(conn, settings.table))
         if plan.is_empty or not confirm(plan):
             return RepairResult(plan, applied=False)

@@ -459,7 +459,7 @@ def test_terminated_while_a_file_runs(database_url, sql_dir, db, blocker):
     path = sql_dir.path / "002_alter.sql"
     assert f"error: connection lost while running {path}:2:1" in err
     assert (
-        "  state: 002_alter.sql rolled back; 1 migration applied before it in this "
+        "  state: 002_alter.sql was not committed; 1 migration applied before it in this "
         "run is kept and durable"
     ) in err
     assert history(db) == [(1, True)]

@@ -20,7 +20,7 @@ from schemactl.db.connection import (
     is_connection_lost,
     phase,
     refuse_read_only,
-    session_settings_sql,
+    session_options,
 )
 from schemactl.db.history import (
     ensure_history_table,
@@ -67,7 +67,7 @@ __all__ = [
     "realign_checksums",
     "record_baseline",
     "refuse_read_only",
-    "session_settings_sql",
+    "session_options",
     "wait_for_advisory_lock",
     "watch_interval",
 ]

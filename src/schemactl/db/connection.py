@@ -7,19 +7,29 @@ A connection error is redacted and not chained: its text may hold the conninfo.
 from __future__ import annotations
 
 import math
+import os
 from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import Any
 
 import psycopg
+from psycopg.conninfo import conninfo_to_dict
 from psycopg.pq import TransactionStatus
 
-from schemactl.config import APPLICATION_NAME, Settings, mask_url, redact
+from schemactl.config import APPLICATION_NAME, Settings
 from schemactl.errors import (
     ConnectError,
     ConnectionLost,
     ReadOnlyTarget,
     SchemactlError,
+)
+from schemactl.redaction import (
+    SECRET_KEYWORDS,
+    known_secrets,
+    mask_url,
+    redact,
+    secret_forms,
+    secret_fragments,
 )
 
 # libpq rounds connect_timeout down to whole seconds and treats 1 as 2.
@@ -33,10 +43,53 @@ Connection = psycopg.Connection[Any]
 
 
 def describe_target(settings: Settings) -> str:
-    """Return the connection target for messages, password masked."""
-    if settings.database_url:
-        return mask_url(settings.database_url)
-    return "the server given by libpq defaults (PGHOST, PGPORT, PGDATABASE, ...)"
+    """Return the connection target for messages, password masked.
+
+    ``postgresql://app:****@db/app`` or ``host=db password=****`` (see
+    redaction.mask_url).
+    """
+    url = settings.database_url
+    if not url:
+        return "the server given by libpq defaults (PGHOST, PGPORT, PGDATABASE, ...)"
+    shown = mask_url(url)
+    # libpq has the last word on what the password is: anything it reads as one
+    # that mask_url's reading missed is removed as well. (Not every secret: a
+    # password that equals the user name must not mask the user name too.)
+    written = set(known_secrets(url))
+    missed = [secret for secret in libpq_secrets(url) if secret not in written]
+    return redact(shown, missed) if missed else shown
+
+
+def libpq_secrets(conninfo: str | None) -> tuple[str, ...]:
+    """Return what libpq itself reads as secret in a connection string.
+
+    libpq's own parser (PQconninfoParse, via conninfo_to_dict) gives the
+    password it would send, and every other value it read out of a password span
+    (an unencoded '@' in a URL's password ends it early, and the rest becomes the
+    host). Nothing when libpq cannot parse the string: config's reading stands.
+    """
+    if not conninfo:
+        return ()
+    try:
+        params = conninfo_to_dict(conninfo)
+    except (psycopg.Error, UnicodeError):
+        return ()
+    found: list[str] = []
+    others: list[str] = []
+    for key, value in params.items():
+        if key in SECRET_KEYWORDS:
+            found += secret_forms(str(value))
+        else:
+            others.append(str(value))
+    return tuple(dict.fromkeys(found + secret_fragments(conninfo, others)))
+
+
+def connection_secrets(settings: Settings) -> tuple[str, ...]:
+    """Return every secret a message about this connection must not show:
+    the settings' own, the passwords written in the URL and PGPASSWORD, and what
+    libpq reads as secret in the URL."""
+    url = settings.database_url
+    return (*settings.secrets, *known_secrets(url), *libpq_secrets(url))
 
 
 def connect(settings: Settings) -> Connection:
@@ -51,40 +104,82 @@ def connect(settings: Settings) -> Connection:
     """
     timeout = max(MIN_CONNECT_TIMEOUT, math.ceil(settings.connect_timeout))
     try:
-        conn = psycopg.connect(
-            settings.database_url or "",
-            autocommit=True,
-            application_name=APPLICATION_NAME,
-            connect_timeout=timeout,
-            client_encoding="UTF8",
+        try:
+            return _connect(settings, timeout, modern=True)
+        except psycopg.OperationalError as exc:
+            if _UNKNOWN_PARAMETER not in str(exc):
+                raise
+            # PostgreSQL 13 or older: no client_connection_check_interval nor
+            # idle_session_timeout (see README: what remains on old servers).
+            return _connect(settings, timeout, modern=False)
+    except (psycopg.Error, UnicodeDecodeError, UnicodeEncodeError) as exc:
+        # libpq's parse errors echo the string or a piece of it; its connect
+        # errors name the host, port and database it read. psycopg decodes what
+        # libpq parsed as UTF-8: a value percent-encoded otherwise (%a1) fails
+        # there, with a UnicodeDecodeError rather than a psycopg.Error.
+        text = (
+            "a value of the connection string is not UTF-8 (a percent-encoded "
+            f"byte?): {exc.reason}"
+            if isinstance(exc, UnicodeDecodeError | UnicodeEncodeError)
+            else str(exc).strip()
         )
-    except psycopg.Error as exc:
-        reason = redact(str(exc).strip(), settings.secrets)
+        reason = redact(
+            text,
+            connection_secrets(settings),
+            conninfo=settings.database_url,
+        )
         raise ConnectError(
             f"cannot connect to {describe_target(settings)}: {reason}"
         ) from None
-    with phase(conn, "connect", state="nothing was changed"):
-        conn.execute(session_settings_sql(conn, settings))
-    return conn
 
 
-def session_settings_sql(conn: Connection, settings: Settings) -> str:
-    """Return the SETs every file's session starts with (re-applied after each
-    file's reset, which would otherwise undo them)."""
-    sets = [f"SET lock_timeout = {_milliseconds(settings.table_lock_timeout)}"]
+_UNKNOWN_PARAMETER = "unrecognized configuration parameter"
+
+
+def _connect(settings: Settings, timeout: int, *, modern: bool) -> Connection:
+    # The session settings travel in the startup packet: they are then the
+    # session's own defaults, which RESET ALL (in a file, or in the reset after
+    # each file) returns to rather than undoes. libpq takes `options` from the
+    # connection string, else from PGOPTIONS: the user's come first, ours after.
+    url = settings.database_url or ""
+    user_options = conninfo_to_dict(url).get("options") or os.environ.get(
+        "PGOPTIONS", ""
+    )
+    options = " ".join(
+        filter(None, [str(user_options), session_options(settings, modern=modern)])
+    )
+    return psycopg.connect(
+        url,
+        autocommit=True,
+        application_name=APPLICATION_NAME,
+        connect_timeout=timeout,
+        client_encoding="UTF8",
+        options=options,
+    )
+
+
+def session_options(settings: Settings, *, modern: bool) -> str:
+    """Return the ``-c name=value`` settings every schemactl session starts with.
+
+    modern: the server is PostgreSQL 14 or newer.
+    """
+    settings_list = [f"lock_timeout={_milliseconds(settings.table_lock_timeout)}"]
     if settings.statement_timeout is not None:
         # Only when asked: otherwise a role's or database's own setting stands.
-        sets.append(
-            f"SET statement_timeout = {_milliseconds(settings.statement_timeout)}"
+        settings_list.append(
+            f"statement_timeout={_milliseconds(settings.statement_timeout)}"
         )
-    if conn.info.server_version >= 140000:
-        sets.append(
-            f"SET client_connection_check_interval = {CLIENT_CHECK_INTERVAL_MS}"
+    # Files are read with standard_conforming_strings on (see splitting.py),
+    # whatever the server's default.
+    settings_list.append("standard_conforming_strings=on")
+    if modern:
+        settings_list.append(
+            f"client_connection_check_interval={CLIENT_CHECK_INTERVAL_MS}"
         )
         # The lock connection idles for the whole run, the worker while files
         # are checked: a server-wide idle_session_timeout must not end either.
-        sets.append("SET idle_session_timeout = 0")
-    return ";\n".join(sets)
+        settings_list.append("idle_session_timeout=0")
+    return " ".join(f"-c {setting}" for setting in settings_list)
 
 
 def _milliseconds(seconds: float) -> int:

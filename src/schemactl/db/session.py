@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from contextlib import contextmanager, suppress
 from dataclasses import dataclass, field, replace
 from functools import partial
 from pathlib import Path
@@ -34,7 +34,6 @@ from schemactl.db.connection import (
     is_connection_lost,
     phase,
     reason_of,
-    session_settings_sql,
     settle,
 )
 from schemactl.db.history import (
@@ -56,6 +55,7 @@ from schemactl.errors import (
     SchemactlError,
     TableLockTimeout,
 )
+from schemactl.interrupts import Interrupted
 from schemactl.observer import MigrateObserver
 
 LOCK_NOT_AVAILABLE = "55P03"
@@ -98,6 +98,10 @@ class FileProgress:
     source: ParsedSource | None = None
     statement_number: int = 0
     statement: Statement | None = None
+    # No-transaction files: statements that ran (and stay), and an INVALID
+    # index a failed concurrent build left that could not be dropped.
+    statements_done: int = 0
+    leftover_index: str | None = None
 
     def at(self, number: int, statement: Statement | None) -> None:
         """Note that statement `number` (0: BEGIN alone) is about to run."""
@@ -133,8 +137,10 @@ class MigrationSession:
     observer: MigrateObserver = field(default_factory=MigrateObserver)
     progress: FileProgress | None = None
     _watch: BlockerWatch | None = None
-    _session_sql: str = ""
     _guard_sql: str = ""
+    # A signal that arrived inside psycopg's notice callback, which would print
+    # and drop it: raised again once the statement returns.
+    _interrupted: Interrupted | None = None
 
     @property
     def table(self) -> TableName:
@@ -144,7 +150,6 @@ class MigrationSession:
     @contextmanager
     def running(self) -> Iterator[MigrationSession]:
         """Watch for blockers and show server notices while the block runs."""
-        self._session_sql = session_settings_sql(self.conn, self.settings)
         self._guard_sql = self.lock.guard_sql()
         self.conn.add_notice_handler(self._on_notice)
         watch = BlockerWatch(
@@ -162,15 +167,25 @@ class MigrationSession:
                 self.conn.remove_notice_handler(self._on_notice)
 
     def _on_notice(self, diag: psycopg.errors.Diagnostic) -> None:
-        progress = self.progress
-        location = None
-        if progress is not None and progress.statement is not None:
-            location = progress.location()
-        self.observer.server_message(
-            ServerMessage(
-                diag.severity or "NOTICE", diag.message_primary or "", location
+        try:
+            progress = self.progress
+            location = None
+            if progress is not None and progress.statement is not None:
+                location = progress.location()
+            self.observer.server_message(
+                ServerMessage(
+                    diag.severity or "NOTICE", diag.message_primary or "", location
+                )
             )
-        )
+        except Interrupted as signal:
+            self._interrupted = signal
+            with suppress(psycopg.Error):
+                self.conn.cancel_safe()
+
+    def _raise_pending_signal(self) -> None:
+        signal, self._interrupted = self._interrupted, None
+        if signal is not None:
+            raise signal
 
     # -- apply and revert --
 
@@ -214,7 +229,9 @@ class MigrationSession:
                 _SERVER_ELAPSED_MS,
                 success=True,
             )
-            self._with_retries(lambda: self._run_transaction(source, record))
+            self._with_retries(
+                lambda: self._run_transaction(source, record), whole_file=True
+            )
         self.progress = None
         return _elapsed_ms(started)
 
@@ -255,7 +272,9 @@ class MigrationSession:
             self._record(delete.as_string(self.conn), commit=False)
         else:
             record = delete.as_string(self.conn)
-            self._with_retries(lambda: self._run_transaction(source, record))
+            self._with_retries(
+                lambda: self._run_transaction(source, record), whole_file=True
+            )
         self.progress = None
         return _elapsed_ms(started)
 
@@ -264,10 +283,11 @@ class MigrationSession:
         flush_commits(self.conn, self.settings)
 
     def outcome(self, version: int) -> bool | None:
-        """Return the history row's success flag for version (None: no row),
-        from the worker or, when it is gone, a new connection."""
-        if not (self.conn.closed or self.conn.broken):
-            return history_row_success(self.conn, self.table, version)
+        """Return the history row's success flag for version (None: no row).
+
+        Read on a new connection: the worker may be gone, or still carry the
+        role a file set, which may not read the history table.
+        """
         with connect(self.settings) as fresh:
             return history_row_success(fresh, self.table, version)
 
@@ -287,22 +307,37 @@ class MigrationSession:
             raise
 
     def _record(self, record: str, *, commit: bool) -> None:
-        """Send the bookkeeping message: reset the identity, check the lock, write
-        the row, reset the session; then COMMIT in a transactional file.
+        """Send the bookkeeping: reset the session (the identity first), check
+        the lock, write the row; then COMMIT in a transactional file.
 
         It is its own message, sent only once every statement's result is back,
         so a runner that dies mid-file never has COMMIT waiting on the server,
-        and an error here is never blamed on the file's last statement.
+        and an error here is never blamed on the file's last statement. The
+        reset comes first: the row is written by the login role, under
+        schemactl's own lock timeout and client check (RESET ALL returns to the
+        values set at connect), whatever the file SET or RESET. A no-transaction
+        file's reset is a message of its own: a file that made transactions
+        read-only by default would otherwise make the row's write read-only.
         """
         progress = self.progress
         assert progress is not None
         progress.at(progress.statement_number, None)
-        parts = [_RESET_IDENTITY, self._guard_sql, record, _RESET_SESSION]
-        parts.append(self._session_sql)
-        if commit:
-            parts.append("SET LOCAL synchronous_commit TO off;\nCOMMIT")
         try:
-            self.conn.execute(";\n".join(parts))
+            if commit:
+                self.conn.execute(
+                    ";\n".join(
+                        [
+                            _RESET_IDENTITY,
+                            _RESET_SESSION,
+                            self._guard_sql,
+                            record,
+                            "SET LOCAL synchronous_commit TO off;\nCOMMIT",
+                        ]
+                    )
+                )
+            else:
+                self.conn.execute(f"{_RESET_IDENTITY};\n{_RESET_SESSION}")
+                self.conn.execute(f"{self._guard_sql};\n{record}")
         except psycopg.Error as exc:
             raise self._record_failed(exc) from None
 
@@ -331,11 +366,29 @@ class MigrationSession:
                 "connection ended, so another runner may hold it now",
                 state=state,
             )
+        if progress.transactional and self._is_deferred_constraint(exc):
+            # Checked at COMMIT: the file's own failure, not the bookkeeping's.
+            detail = exc.diag.message_detail
+            return SchemactlError(
+                f"{progress.path}: a deferred constraint failed when the file "
+                f"committed: {reason_of(exc)}" + (f" ({detail})" if detail else ""),
+                hint="constraints declared DEFERRABLE INITIALLY DEFERRED are "
+                "checked at COMMIT, after the file's last statement",
+                state=state,
+            )
         return SchemactlError(
             f"could not record {name} in the history table {self.table}: "
             f"{reason_of(exc)}",
             state=state,
         )
+
+    def _is_deferred_constraint(self, exc: psycopg.Error) -> bool:
+        """An integrity error about a table other than the history table."""
+        diag = exc.diag
+        return (exc.sqlstate or "").startswith("23") and (
+            diag.schema_name,
+            diag.table_name,
+        ) != (self.table.schema, self.table.name)
 
     def _send_statement(
         self, cur: psycopg.Cursor[Any], message: _Message, source: ParsedSource
@@ -348,7 +401,14 @@ class MigrationSession:
             with self._watch.statement(progress.location):
                 _send(cur, message)
         except psycopg.Error as exc:
+            self._raise_pending_signal()
             self._raise_statement_error(exc, message, source)
+        except UnicodeEncodeError as exc:
+            raise SchemactlError(
+                f"{progress.location()}: error: the statement cannot be sent in "
+                f"the client encoding {self.conn.info.encoding}: {exc.reason}"
+            ) from None
+        self._raise_pending_signal()
 
     def _raise_statement_error(
         self, exc: psycopg.Error, message: _Message, source: ParsedSource
@@ -382,8 +442,15 @@ class MigrationSession:
             lead=message.lead,
         ) from exc
 
-    def _with_retries(self, attempt: Callable[[], T]) -> T:
-        """Run attempt; after a table lock timeout, wait and run it again."""
+    def _with_retries(self, attempt: Callable[[], T], *, whole_file: bool) -> T:
+        """Run attempt; after a table lock timeout, wait and run it again.
+
+        A whole file is retried in a reset session: what its first attempt
+        left that a rollback keeps (a PREPAREd statement, a session advisory
+        lock) must not make the second one fail. A statement of a
+        no-transaction file is retried in the session its earlier statements
+        made.
+        """
         delays = backoff_delays(
             self.settings.table_lock_retries, self.settings.table_lock_backoff
         )
@@ -391,6 +458,8 @@ class MigrationSession:
             try:
                 return attempt()
             except _LockWaitTimedOut as wait:
+                if whole_file:
+                    self._reset_session()
                 self.observer.lock_retry(
                     wait.location, wait.blockers, number, len(delays), delay
                 )
@@ -399,6 +468,10 @@ class MigrationSession:
             return attempt()
         except _LockWaitTimedOut as wait:
             raise self._lock_wait_exhausted(wait, len(delays)) from None
+
+    def _reset_session(self) -> None:
+        with phase(self.conn, "the session reset before a retry", state="unknown"):
+            self.conn.execute(f"{_RESET_IDENTITY};\n{_RESET_SESSION}")
 
     def _lock_wait_exhausted(
         self, wait: _LockWaitTimedOut, retries: int
@@ -430,16 +503,37 @@ class MigrationSession:
             )
 
     def _run_no_transaction(self, source: ParsedSource) -> None:
+        """Run the statements one by one, each committing on its own; check
+        before each that the migration lock is still held (once it is lost,
+        another runner may be running this very file)."""
         progress = self.progress
         assert progress is not None
         with self.conn.cursor() as cur:
             for number, statement in enumerate(source.statements, start=1):
                 progress.at(number, statement)
+                self._check_lock()
                 message = _Message(statement.text, statement, number)
                 index = concurrent_index(statement)
                 self._with_retries(
-                    partial(self._run_autocommit, cur, message, source, index)
+                    partial(self._run_autocommit, cur, message, source, index),
+                    whole_file=False,
                 )
+                progress.statements_done = number
+
+    def _check_lock(self) -> None:
+        progress = self.progress
+        assert progress is not None
+        try:
+            self.conn.execute(self._guard_sql)
+        except psycopg.Error as exc:
+            if is_lock_lost(exc):
+                raise MigrationLockLost(
+                    f"the migration lock was lost before {progress.location()} "
+                    "could run: its connection ended, so another runner may hold "
+                    "it now",
+                    state=no_transaction_state(progress),
+                ) from None
+            self._raise_statement_error(exc, _Message("", None), _EMPTY_SOURCE)
 
     def _run_autocommit(
         self,
@@ -452,55 +546,93 @@ class MigrationSession:
         fails, drop the INVALID index a failed concurrent build left behind (a
         re-run would trip over it, or skip it with IF NOT EXISTS)."""
         if index is not None:
-            self._drop_invalid_index(index)
+            self._drop_invalid_index(index, best_effort=False)
         try:
             self._send_statement(cur, message, source)
         except BaseException:
             if index is not None and not (self.conn.closed or self.conn.broken):
                 settle(self.conn)
-                self._drop_invalid_index(index)
+                self._drop_invalid_index(index, best_effort=True)
             raise
 
-    def _drop_invalid_index(self, index: ConcurrentIndex) -> None:
+    def _drop_invalid_index(self, index: ConcurrentIndex, *, best_effort: bool) -> None:
+        """Drop the INVALID index of a failed concurrent build, if there is one.
+
+        Before the statement, a lock wait is retried like the statement's own
+        (the drop waits for the same sessions the build would). After a
+        failure, the drop is best effort: the failure is what gets reported, and
+        a left-over index is named in it (the next attempt drops it first).
+        """
         progress = self.progress
         assert progress is not None
+        assert self._watch is not None
+        try:
+            with self._watch.statement(progress.location):
+                dropped = self._drop_invalid_index_now(index)
+        except psycopg.Error as exc:
+            if best_effort and not is_connection_lost(exc, self.conn):
+                progress.leftover_index = index.name
+                return
+            if exc.sqlstate == LOCK_NOT_AVAILABLE:
+                raise _LockWaitTimedOut(
+                    progress.location(), self._watch.blockers
+                ) from exc
+            with phase(
+                self.conn,
+                "dropping an INVALID index",
+                state=no_transaction_state(progress),
+            ):
+                raise
+        if dropped is not None:
+            progress.leftover_index = None
+            self.observer.invalid_index_dropped(progress.location(), dropped)
+
+    def _drop_invalid_index_now(self, index: ConcurrentIndex) -> str | None:
+        """Drop the index if it exists and is INVALID; return its name then."""
         table = (
             quote_identifier(index.table)
             if index.table_schema is None
             else qualified_name(index.table_schema, index.table)
         )
-        state = no_transaction_state(progress)
-        with phase(self.conn, "dropping an INVALID index", state=state):
-            found = self.conn.execute(
-                """
-                SELECT i.indexrelid::regclass::text FROM pg_index i
-                JOIN pg_class c ON c.oid = i.indexrelid
-                WHERE NOT i.indisvalid AND c.relname = %s
-                  AND i.indrelid = to_regclass(%s)
-                """,
-                (index.name, table),
-            ).fetchone()
-            if found is None:
-                return
-            # found[0] is regclass output: already quoted and qualified as needed.
-            self.conn.execute(f"DROP INDEX CONCURRENTLY IF EXISTS {found[0]}")
-        self.observer.invalid_index_dropped(progress.location(), found[0])
+        found = self.conn.execute(
+            """
+            SELECT i.indexrelid::regclass::text FROM pg_index i
+            JOIN pg_class c ON c.oid = i.indexrelid
+            WHERE NOT i.indisvalid AND c.relname = %s
+              AND i.indrelid = to_regclass(%s)
+            """,
+            (index.name, table),
+        ).fetchone()
+        if found is None:
+            return None
+        # found[0] is regclass output: already quoted and qualified as needed.
+        self.conn.execute(f"DROP INDEX CONCURRENTLY IF EXISTS {found[0]}")
+        return str(found[0])
 
 
 def no_transaction_state(progress: FileProgress) -> str:
     """Say how far a no-transaction file got: what ran stays, the row is failed."""
-    name, number = progress.path.name, progress.statement_number
-    done = number - 1
-    if done <= 0:
+    name, done = progress.path.name, progress.statements_done
+    if done == 0:
         ran = "no statement of it ran"
     elif done == 1:
         ran = "statement 1 ran and stays applied"
     else:
         ran = f"statements 1-{done} ran and stay applied"
+    where = (
+        f"after its last statement ({done} of {progress.total})"
+        if done == progress.total
+        else f"at statement {done + 1} of {progress.total}"
+    )
+    leftover = (
+        f"; the INVALID index {progress.leftover_index} is left (the next run "
+        "drops it before building it again)"
+        if progress.leftover_index
+        else ""
+    )
     return (
-        f"{name} (no-transaction) stopped at statement {number} of "
-        f"{progress.total}: {ran}; its history row is marked failed until "
-        "`schemactl repair`"
+        f"{name} (no-transaction) stopped {where}: {ran}; its history row is "
+        f"marked failed until `schemactl repair`{leftover}"
     )
 
 
@@ -566,3 +698,7 @@ def _migration_failed(
         source_line=line_at(source.text, line),
         transactional=transactional,
     )
+
+
+# For errors of schemactl's own statements sent between a file's statements.
+_EMPTY_SOURCE = ParsedSource(text="", statements=[], no_transaction=True, checksum="")
