@@ -3,7 +3,7 @@
 VENV := .venv
 STAMP := $(VENV)/.installed-stamp
 
-.PHONY: demo test lint format venv clean docs bench
+.PHONY: demo test lint format venv clean docs bench chaos
 
 $(STAMP): pyproject.toml scripts/bootstrap-venv.sh
 	scripts/bootstrap-venv.sh $(VENV)
@@ -35,3 +35,6 @@ docs: venv
 bench: venv
 	$(VENV)/bin/python -m pip install --quiet --disable-pip-version-check -e '.[dev,bench]'
 	$(VENV)/bin/python bench/bench.py "$$(scripts/ensure-postgres.sh)" $(BENCH_ARGS)
+
+chaos: venv
+	$(VENV)/bin/python bench/chaos.py "$$(scripts/ensure-postgres.sh)" $(CHAOS_ARGS)
