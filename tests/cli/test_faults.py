@@ -468,19 +468,7 @@ def test_terminated_while_a_file_runs(database_url, sql_dir, db, blocker):
 
 def test_terminated_while_recording_the_file(database_url, sql_dir, db, blocker):
     sql_dir.write({"001_one.sql": "SELECT 1;\n"})
-    assert (
-        subprocess.run(
-            [sys.executable, "-m", "schemactl", "migrate"],
-            env={
-                **os.environ,
-                "DATABASE_URL": database_url,
-                "SCHEMACTL_DIR": str(sql_dir.path),
-            },
-            capture_output=True,
-            check=False,
-        ).returncode
-        == 0
-    )
+    assert run_cli_process(database_url, sql_dir, "migrate").returncode == 0
     sql_dir.write({"002_two.sql": "CREATE TABLE two (x int);\n"})
     # SHARE lets the runner read the history but not insert its row.
     blocker.execute("LOCK TABLE schema_migrations IN SHARE MODE")
@@ -654,3 +642,233 @@ def test_a_server_idle_session_timeout_does_not_end_the_lock_connection(
     result = run_cli("migrate")
     assert result.exit_code == 0, result.output
     assert history(db) == [(1, True)]
+
+
+# --- what a file does to its session cannot switch the safeguards off ------------
+
+
+def test_a_file_that_resets_all_still_never_commits_after_its_runner_died(
+    database_url, sql_dir, db, blocker
+):
+    sql_dir.write({"001_one.sql": "SELECT 1;\n"})
+    assert run_cli_process(database_url, sql_dir, "migrate").returncode == 0
+    sql_dir.write({"002_reset.sql": "RESET ALL;\nCREATE TABLE z2 (x int);\n"})
+    # SHARE lets the runner read the history but not write the file's row.
+    blocker.execute("LOCK TABLE schema_migrations IN SHARE MODE")
+    proc = start(database_url, sql_dir, "migrate", "--table-lock-timeout", "0")
+    try:
+        (waiting,) = wait_for(db, RUNNER_WAITING_ON_LOCK)
+        proc.kill()
+        proc.wait()
+        # The client check survived the file's RESET ALL: the backend ends
+        # while the blocker still holds the lock.
+        wait_for(
+            db,
+            "SELECT 1 WHERE NOT EXISTS (SELECT FROM pg_stat_activity WHERE pid = %s)",
+            waiting,
+        )
+    finally:
+        finish(proc)
+    blocker.rollback()
+    assert db.execute("SELECT to_regclass('z2')").fetchone() == (None,)
+    assert history(db) == [(1, True)]
+
+
+def test_a_file_that_resets_all_still_waits_no_longer_than_the_lock_timeout(
+    run_cli, sql_dir, db, blocker
+):
+    db.execute("CREATE TABLE a (x int)")
+    sql_dir.write({"001_alter.sql": "RESET ALL;\nALTER TABLE a ADD COLUMN y int;\n"})
+    blocker.execute("SELECT * FROM a")
+    result = run_cli(
+        "migrate", "--table-lock-timeout", "0.5", "--table-lock-retries", "0"
+    )
+    assert result.exit_code == 3, result.output
+    assert "gave up waiting for a table lock (0.5 s, tried once)" in result.stderr
+
+
+def test_a_retried_file_starts_from_a_reset_session(database_url, sql_dir, db, blocker):
+    db.execute("CREATE TABLE a (x int)")
+    sql_dir.write(
+        {
+            "001_prepare.sql": "PREPARE p AS SELECT 1;\n"
+            "SELECT pg_advisory_lock(7);\nALTER TABLE a ADD COLUMN y int;\n"
+        }
+    )
+    blocker.execute("SELECT * FROM a")
+    proc = start(
+        database_url,
+        sql_dir,
+        "migrate",
+        "--table-lock-timeout",
+        "0.3",
+        "--table-lock-retries",
+        "20",
+        "--table-lock-backoff",
+        "0.05",
+    )
+    try:
+        assert proc.stderr is not None
+        for line in proc.stderr:  # barrier: the first retry is announced
+            if "retry 1 of 20" in line:
+                break
+        blocker.rollback()
+        _, err = finish(proc)
+    finally:
+        finish(proc)
+    assert proc.returncode == 0, err
+    assert has_column(db, "a", "y")
+
+
+def test_a_no_transaction_file_that_makes_transactions_read_only_is_recorded(
+    run_cli, sql_dir, db
+):
+    sql_dir.write(
+        {
+            "001_ro.sql": "-- schemactl:no-transaction\nCREATE TABLE r (x int);\n"
+            "SET default_transaction_read_only = on;\n"
+        }
+    )
+    result = run_cli("migrate")
+    assert result.exit_code == 0, result.output
+    assert history(db) == [(1, True)]
+
+
+def test_a_deferred_constraint_failing_at_commit_is_the_files_failure(
+    run_cli, sql_dir, db
+):
+    sql_dir.write(
+        {
+            "001_deferred.sql": "CREATE TABLE p (id int PRIMARY KEY);\n"
+            "CREATE TABLE c (pid int REFERENCES p DEFERRABLE INITIALLY DEFERRED);\n"
+            "INSERT INTO c VALUES (1);\n"
+        }
+    )
+    result = run_cli("migrate")
+    assert result.exit_code == 1
+    path = sql_dir.path / "001_deferred.sql"
+    assert f"error: {path}: a deferred constraint failed when the file committed" in (
+        result.stderr
+    )
+    assert "could not record" not in result.stderr
+    assert "  state: 001_deferred.sql was rolled back" in result.stderr
+    assert history(db) == []
+
+
+def test_a_signal_during_server_notices_is_a_clean_cancel(database_url, sql_dir, db):
+    sql_dir.write(
+        {
+            "001_notices.sql": "CREATE TABLE n (x int);\n"
+            "DO $$ BEGIN FOR i IN 1..10000000 LOOP RAISE NOTICE 'n %', i; END LOOP; "
+            "END $$;\n"
+        }
+    )
+    proc = start(database_url, sql_dir, "migrate")
+    try:
+        assert proc.stderr is not None
+        for line in proc.stderr:  # barrier: notices are being shown
+            if "NOTICE: n 1000" in line:
+                break
+        proc.send_signal(signal.SIGINT)
+        _, err = finish(proc)
+    finally:
+        finish(proc)
+    assert proc.returncode == 130, err[-2000:]
+    assert_no_traceback(err)
+    assert err.splitlines()[-1] == (
+        "cancelled by SIGINT: 001_notices.sql rolled back; nothing was applied "
+        "before it in this run"
+    )
+    assert history(db) == []
+    assert db.execute("SELECT to_regclass('n')").fetchone() == (None,)
+
+
+def test_a_no_transaction_file_stops_once_the_migration_lock_is_lost(
+    database_url, sql_dir, db, blocker
+):
+    db.execute("CREATE TABLE a (x int)")
+    sql_dir.write(
+        {
+            "001_steps.sql": "-- schemactl:no-transaction\nCREATE TABLE n1 (x int);\n"
+            "ALTER TABLE a ADD COLUMN y int;\nCREATE TABLE n3 (x int);\n"
+        }
+    )
+    blocker.execute("SELECT * FROM a")
+    proc = start(database_url, sql_dir, "migrate", "--table-lock-timeout", "0")
+    try:
+        (worker,) = wait_for(db, RUNNER_WAITING_ON_LOCK)
+        terminate(db, [pid for pid in runner_pids(db) if pid != worker])
+        wait_for(
+            db,
+            "SELECT 1 WHERE NOT EXISTS "
+            "(SELECT FROM pg_locks WHERE locktype = 'advisory')",
+        )
+        blocker.rollback()  # statement 2 now completes; 3 must not run
+        _, err = finish(proc)
+    finally:
+        finish(proc)
+    assert proc.returncode == 3, err
+    assert_no_traceback(err)
+    assert "the migration lock was lost before" in err
+    assert "stopped at statement 3 of 3: statements 1-2 ran and stay applied" in err
+    assert db.execute("SELECT to_regclass('n3')").fetchone() == (None,)
+    assert history(db) == [(1, False)]
+
+
+def test_a_concurrent_index_build_that_times_out_is_retried_and_fails_with_exit_3(
+    run_cli, sql_dir, db, blocker
+):
+    db.execute("CREATE TABLE u (x int)")
+    blocker.execute("INSERT INTO u VALUES (2)")  # an open writer the build waits for
+    sql_dir.write(
+        {
+            "001_ix.sql": "-- schemactl:no-transaction\nCREATE INDEX CONCURRENTLY u_x ON u (x);\n"
+        }
+    )
+    result = run_cli(
+        "migrate",
+        "--table-lock-timeout",
+        "0.5",
+        "--table-lock-retries",
+        "1",
+        "--table-lock-backoff",
+        "0",
+    )
+    assert result.exit_code == 3, result.output
+    assert "rolled back, retry 1 of 1" in result.stderr
+    assert "the INVALID index u_x is left" in result.stderr
+    blocker.rollback()
+    assert run_cli("repair", "--yes").exit_code == 0
+    rerun = run_cli("migrate")
+    assert rerun.exit_code == 0, rerun.output
+    assert "dropped the INVALID index u_x" in rerun.stderr
+    assert invalid_indexes(db) == []
+    assert db.execute("SELECT to_regclass('u_x') IS NOT NULL").fetchone() == (True,)
+
+
+@pytest.mark.parametrize(
+    "command", [("baseline", "--version", "1"), ("repair", "--yes")]
+)
+def test_baseline_and_repair_name_their_target(run_cli, sql_dir, db, command):
+    sql_dir.write({"001_one.sql": "SELECT 1;\n"})
+    result = run_cli(*command)
+    assert result.exit_code == 0, result.output
+    assert result.stderr.startswith(f"target: {db.info.user}@")
+
+
+def run_cli_process(
+    database_url: str, sql_dir: Any, *args: str
+) -> subprocess.CompletedProcess[str]:
+    env = {
+        **os.environ,
+        "DATABASE_URL": database_url,
+        "SCHEMACTL_DIR": str(sql_dir.path),
+    }
+    return subprocess.run(
+        [sys.executable, "-m", "schemactl", *args],
+        env=env,
+        capture_output=True,
+        text=True,
+        check=False,
+        timeout=60,
+    )
