@@ -225,11 +225,29 @@ def build_settings(
 
 
 class SchemactlGroup(click.Group):
-    """Renders a SchemactlError and exits with its code: the CLI's one catch."""
+    """Renders a SchemactlError and exits with its code: the CLI's one catch.
+
+    click's own usage errors echo what was typed ("No such command
+    'postgresql://u:pw@h/db'"): their message is redacted before click shows it.
+    """
+
+    def make_context(
+        self,
+        info_name: str | None,
+        args: list[str],
+        parent: click.Context | None = None,
+        **extra: Any,
+    ) -> click.Context:
+        try:
+            return super().make_context(info_name, args, parent, **extra)
+        except click.ClickException as exc:
+            raise _redacted(exc) from None
 
     def invoke(self, ctx: click.Context) -> Any:
         try:
             return super().invoke(ctx)
+        except click.ClickException as exc:
+            raise _redacted(exc) from None
         except SchemactlError as error:
             self._fail(ctx, error, error.exit_code)
         except Interrupted as signal:  # before click turns it into "Aborted!"
@@ -550,6 +568,13 @@ def sql_command(ctx: click.Context, /, target: int | None, **local: Any) -> None
 
     for chunk in offline.sql_script(build_settings(ctx, **local), target=target):
         click.echo(chunk, nl=False)
+
+
+def _redacted(exc: click.ClickException) -> click.ClickException:
+    message = redact(exc.format_message(), _process_secrets())
+    if isinstance(exc, click.UsageError):
+        return click.UsageError(message, exc.ctx)  # keeps the usage lines
+    return click.ClickException(message)  # the others all exit 1
 
 
 def _process_secrets() -> tuple[str, ...]:

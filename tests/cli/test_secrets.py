@@ -352,3 +352,24 @@ def test_a_real_process_on_the_real_server(migrations, server_target):
         f"target: {server_target.user}@{server_target.host}:{server_target.port}/"
     )
     assert not leaked(password, done.stdout + done.stderr)
+
+
+@pytest.mark.parametrize(
+    "args",
+    [
+        ["postgresql://u:Sup3rSecret@h/db", "status"],
+        ["status", "--connect-timeout", "postgresql://u:Sup3rSecret@h/db"],
+        ["--connect-timeout", "postgresql://u:Sup3rSecret@h/db", "status"],
+    ],
+    ids=["as a command", "as a command option", "as a group option"],
+)
+def test_usage_errors_do_not_echo_the_password(args):
+    done = subprocess.run(
+        [sys.executable, "-m", "schemactl", *args],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    assert done.returncode == 2
+    assert "Sup3rSecret" not in done.stdout + done.stderr
+    assert "postgresql://u:****@h/db" in done.stderr
