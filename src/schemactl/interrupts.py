@@ -16,7 +16,7 @@ from __future__ import annotations
 import os
 import signal
 import threading
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from types import FrameType
 
@@ -48,7 +48,12 @@ _ABORT_MESSAGE = (
 
 
 class _Handler:
-    """Raises Interrupted on the first signal, exits at once on the next."""
+    """Raises Interrupted on the first signal, exits at once on the next.
+
+    Inside `deferred()` the first signal is not raised where it lands: it is
+    kept, the block's callback is called (to cancel the running statement) and
+    `raise_pending()` raises it at a point the code chose.
+    """
 
     def __init__(self) -> None:
         self.fired = False
@@ -58,7 +63,45 @@ class _Handler:
             os.write(2, _ABORT_MESSAGE.encode())
             os._exit(128 + signal_number)
         self.fired = True
-        raise Interrupted(signal_number)
+        interrupted = Interrupted(signal_number)
+        if _deferral.on_signal is None:
+            raise interrupted
+        _deferral.pending = interrupted
+        _deferral.on_signal()
+
+
+class _Deferral:
+    """What `deferred()` set up: the callback, and the signal it kept."""
+
+    def __init__(self) -> None:
+        self.on_signal: Callable[[], None] | None = None
+        self.pending: Interrupted | None = None
+
+
+_deferral = _Deferral()
+
+
+@contextmanager
+def deferred(on_signal: Callable[[], None]) -> Iterator[None]:
+    """Keep a signal that lands in the block instead of raising it there.
+
+    Used around a statement: raised inside psycopg, where a callback (a server
+    notice) may be running, the exception would be printed and lost. on_signal
+    cancels the statement instead, so the block ends soon; call
+    `raise_pending()` when it has.
+    """
+    _deferral.on_signal = on_signal
+    try:
+        yield
+    finally:
+        _deferral.on_signal = None
+
+
+def raise_pending() -> None:
+    """Raise the signal a `deferred()` block kept, if any."""
+    pending, _deferral.pending = _deferral.pending, None
+    if pending is not None:
+        raise pending
 
 
 @contextmanager

@@ -128,23 +128,30 @@ def migrate(
     observer = observer or MigrateObserver()
     files = discover_migrations(settings.directory)
 
-    def plan_and_check(
-        conn: db.Connection,
-    ) -> tuple[list[HistoryRow], list[MigrationFile], list[ParsedSource | None]]:
+    def plan(conn: db.Connection) -> tuple[list[HistoryRow], list[MigrationFile]]:
         rows = db.read_history(conn, settings.table)
         plan = plan_migrate(
             files, rows, target=target, allow_out_of_order=allow_out_of_order
         )
-        # Every file is checked before any runs; a dry run catches what a run would.
-        return rows, plan.to_apply, check_before_running(plan.to_apply, load_source)
+        return rows, plan.to_apply
 
     applied: list[AppliedMigration] = []
     with (
         _cancel_outside_files(lambda: len(applied), _APPLY),
         db.connect(settings) as conn,
     ):
+        # Every pending file is checked before any runs, and before the lock is
+        # taken: a slow check of a large file never holds other runners up. A
+        # dry run checks exactly what a run would.
+        rows, pending = plan(conn)
+        checked = dict(
+            zip(
+                (m.version for m in pending),
+                check_before_running(pending, load_source),
+                strict=True,
+            )
+        )
         if dry_run:
-            rows, pending, _ = plan_and_check(conn)
             return MigrateResult(
                 pending,
                 [],
@@ -152,13 +159,16 @@ def migrate(
                 current_version=_highest_version(rows, []),
             )
         with _locked(settings, conn, observer) as session:
-            rows, pending, checked = plan_and_check(conn)
+            # The plan that counts, under the lock (another runner may have
+            # applied some files meanwhile).
+            rows, pending = plan(conn)
+            sources = [_checked_source(m, checked) for m in pending]
             # Created after the checks, so a refused run leaves nothing
             # behind; no DDL at all when it exists (a least-privilege role).
             if pending:
                 db.ensure_history_table(conn, settings.table)
             try:
-                _apply_all(session, pending, checked, observer, applied)
+                _apply_all(session, pending, sources, observer, applied)
                 if applied:
                     session.flush()
             except BaseException as exc:
@@ -325,7 +335,8 @@ def check_before_running(
     """Check every file before any runs; keep parsed sources within the budget.
 
     Returns one entry per item: its parsed source, or None past the budget (the
-    caller loads it again when it runs).
+    caller loads it again when it runs). The first is always kept: it runs
+    next, so a single large file (a seed-data migration) is parsed once.
 
     Raises:
         MigrationDirError: for the first file that breaks a rule.
@@ -335,8 +346,20 @@ def check_before_running(
     for item in items:
         source = load(item)
         budget -= len(source.text)
-        kept.append(source if budget >= 0 else None)
+        kept.append(source if budget >= 0 or not kept else None)
     return kept
+
+
+def _checked_source(
+    migration: MigrationFile, checked: dict[int, ParsedSource | None]
+) -> ParsedSource | None:
+    """Return the source checked before the lock was taken (None: re-read when it
+    runs). A file that became pending only since (another runner rolled it back
+    meanwhile) is checked now, before any file runs."""
+    if migration.version in checked:
+        return checked[migration.version]
+    load_source(migration)
+    return None
 
 
 def _apply_all(
@@ -415,24 +438,51 @@ def rollback(
     with (
         _cancel_outside_files(lambda: len(done), _REVERT),
         db.connect(settings) as conn,
-        _locked(settings, conn, observer) as session,
     ):
-        rows = db.read_history(conn, settings.table)
-        plan = plan_rollback(files, rows, steps=steps, target=target)
-        checked = check_before_running(plan, load_down_source)
-        try:
-            for index, (step, kept) in enumerate(zip(plan, checked, strict=True), 1):
-                observer.rollback_started(step, index, len(plan))
-                source = kept or load_down_source(step)
-                execution_ms = session.revert(step.migration, step.down_path, source)
-                observer.migration_reverted(step, execution_ms)
-                done.append(RolledBack(step, execution_ms))
-            if done:
-                session.flush()
-        except BaseException as exc:
-            planned = [step.migration for step in plan]
-            raise _after_failure(session, exc, planned, _REVERT) from None
+        # Down files are checked before the lock is taken, as migrate does.
+        first_plan = plan_rollback(
+            files, db.read_history(conn, settings.table), steps=steps, target=target
+        )
+        checked_before = dict(
+            zip(
+                (step.migration.version for step in first_plan),
+                check_before_running(first_plan, load_down_source),
+                strict=True,
+            )
+        )
+        with _locked(settings, conn, observer) as session:
+            rows = db.read_history(conn, settings.table)
+            plan = plan_rollback(files, rows, steps=steps, target=target)
+            checked = [
+                checked_before[step.migration.version]
+                if step.migration.version in checked_before
+                else check_before_running([step], load_down_source)[0]
+                for step in plan
+            ]
+            _revert_all(session, plan, checked, observer, done)
     return done
+
+
+def _revert_all(
+    session: db.MigrationSession,
+    plan: list[RollbackStep],
+    checked: list[ParsedSource | None],
+    observer: MigrateObserver,
+    done: list[RolledBack],
+) -> None:
+    """Revert in order, appending to `done` as each commits (kept on failure)."""
+    try:
+        for index, (step, kept) in enumerate(zip(plan, checked, strict=True), 1):
+            observer.rollback_started(step, index, len(plan))
+            source = kept or load_down_source(step)
+            execution_ms = session.revert(step.migration, step.down_path, source)
+            observer.migration_reverted(step, execution_ms)
+            done.append(RolledBack(step, execution_ms))
+        if done:
+            session.flush()
+    except BaseException as exc:
+        planned = [step.migration for step in plan]
+        raise _after_failure(session, exc, planned, _REVERT) from None
 
 
 def baseline(

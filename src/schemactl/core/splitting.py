@@ -289,6 +289,12 @@ class _Splitter:
         # the rest of its line is read first, then the text after the data.
         self.limit = len(text)
         self.resume: int | None = None
+        # One tuple per distinct word list: a seed file of a million INSERTs
+        # holds one ("insert",), not a million of them.
+        self._word_lists: dict[tuple[str, ...], tuple[str, ...]] = {}
+
+    def _shared(self, words: tuple[str, ...]) -> tuple[str, ...]:
+        return self._word_lists.setdefault(words, words)
 
     def run(self) -> list[Statement]:
         text = self.text
@@ -400,7 +406,7 @@ class _Splitter:
         return Statement(
             text=self.text[state.start : end].rstrip(),
             offset=state.start,
-            words=tuple(state.words),
+            words=self._shared(tuple(state.words)),
         )
 
     def _end_statement(self, semicolon: int) -> int:

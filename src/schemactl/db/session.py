@@ -55,7 +55,7 @@ from schemactl.errors import (
     SchemactlError,
     TableLockTimeout,
 )
-from schemactl.interrupts import Interrupted
+from schemactl.interrupts import deferred, raise_pending
 from schemactl.observer import MigrateObserver
 
 LOCK_NOT_AVAILABLE = "55P03"
@@ -138,9 +138,6 @@ class MigrationSession:
     progress: FileProgress | None = None
     _watch: BlockerWatch | None = None
     _guard_sql: str = ""
-    # A signal that arrived inside psycopg's notice callback, which would print
-    # and drop it: raised again once the statement returns.
-    _interrupted: Interrupted | None = None
 
     @property
     def table(self) -> TableName:
@@ -167,25 +164,20 @@ class MigrationSession:
                 self.conn.remove_notice_handler(self._on_notice)
 
     def _on_notice(self, diag: psycopg.errors.Diagnostic) -> None:
-        try:
-            progress = self.progress
-            location = None
-            if progress is not None and progress.statement is not None:
-                location = progress.location()
-            self.observer.server_message(
-                ServerMessage(
-                    diag.severity or "NOTICE", diag.message_primary or "", location
-                )
+        progress = self.progress
+        location = None
+        if progress is not None and progress.statement is not None:
+            location = progress.location()
+        self.observer.server_message(
+            ServerMessage(
+                diag.severity or "NOTICE", diag.message_primary or "", location
             )
-        except Interrupted as signal:
-            self._interrupted = signal
-            with suppress(psycopg.Error):
-                self.conn.cancel_safe()
+        )
 
-    def _raise_pending_signal(self) -> None:
-        signal, self._interrupted = self._interrupted, None
-        if signal is not None:
-            raise signal
+    def _cancel(self) -> None:
+        """Ask the server to cancel the running statement (on a signal)."""
+        with suppress(psycopg.Error):
+            self.conn.cancel_safe()
 
     # -- apply and revert --
 
@@ -398,17 +390,20 @@ class MigrationSession:
         assert progress is not None
         assert self._watch is not None
         try:
-            with self._watch.statement(progress.location):
+            # A signal cancels the statement and is raised once it has returned:
+            # raised inside psycopg, which may be running our notice callback,
+            # it could be printed and lost while the file went on to commit.
+            with self._watch.statement(progress.location), deferred(self._cancel):
                 _send(cur, message)
         except psycopg.Error as exc:
-            self._raise_pending_signal()
+            raise_pending()
             self._raise_statement_error(exc, message, source)
         except UnicodeEncodeError as exc:
             raise SchemactlError(
                 f"{progress.location()}: error: the statement cannot be sent in "
                 f"the client encoding {self.conn.info.encoding}: {exc.reason}"
             ) from None
-        self._raise_pending_signal()
+        raise_pending()
 
     def _raise_statement_error(
         self, exc: psycopg.Error, message: _Message, source: ParsedSource
