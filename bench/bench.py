@@ -12,6 +12,7 @@ This is a benchmark, not a test: nothing here asserts a timing.
 from __future__ import annotations
 
 import argparse
+import compileall
 import os
 import platform
 import re
@@ -34,6 +35,7 @@ BIN = Path(sys.executable).parent
 SCHEMA_FILE = ROOT / "sql" / "001_initial_schema.sql"
 MANY = 1_000
 BIG_HISTORY = 10_000
+SEED_ROUNDS = 2  # the seed-data file takes half a minute a run
 DB_PREFIX = "schemactl_bench_"
 
 
@@ -136,6 +138,26 @@ def write_schema(directory: Path) -> None:
     (directory / "all.sql").write_text(text)
 
 
+def write_seed(directory: Path, megabytes: int) -> int:
+    """Write one seed-data migration of INSERTs of about `megabytes` MB; return
+    the number of rows."""
+    (directory / "plain").mkdir(parents=True)
+    rows = 0
+    size = 0
+    with (directory / "all.sql").open("w") as out:
+        out.write("CREATE TABLE seed (id int, label text, price numeric);\n")
+        while size < megabytes * 1_000_000:
+            line = (
+                f"INSERT INTO seed VALUES ({rows}, 'item {rows}: it''s -- not a "
+                f"comment; really', {rows * 1.5});\n"
+            )
+            out.write(line)
+            size += len(line)
+            rows += 1
+    shutil.copy(directory / "all.sql", directory / "plain" / "001_seed.sql")
+    return rows
+
+
 def psql_argv(server: Server, dbname: str, *args: str) -> list[str]:
     psql = shutil.which("psql") or "psql"
     return [psql, "-X", "-q", "-v", "ON_ERROR_STOP=1", "-d", server.url(dbname), *args]
@@ -158,6 +180,10 @@ def schema_tables_present(server: Server) -> Callable[[str], bool]:
         f"AND tablename IN ({listed})"
     )
     return lambda db: server.scalar(db, query) == len(names)
+
+
+def seed_rows_present(server: Server, rows: int) -> Callable[[str], bool]:
+    return lambda db: server.scalar(db, "SELECT count(*) FROM seed") == rows
 
 
 def migrate_commands(
@@ -303,7 +329,12 @@ def main() -> None:
     parser.add_argument("server_url")
     parser.add_argument("--rounds", type=int, default=5)
     parser.add_argument("--no-peers", dest="peers", action="store_false")
+    parser.add_argument("--seed-mb", type=int, default=50)
     args = parser.parse_args()
+    # What users install is byte-compiled (pip compiles on install); an
+    # editable install in an environment with PYTHONDONTWRITEBYTECODE=1 would
+    # compile schemactl's modules on every run instead.
+    compileall.compile_dir(str(ROOT / "src"), quiet=1)
     server = Server(
         {
             k: str(v)
@@ -313,7 +344,9 @@ def main() -> None:
     )
     version = server.scalar("postgres", "SHOW server_version")
     out: list[str] = [
-        f"Machine: {machine()}; PostgreSQL {version}; {args.rounds} rounds.",
+        f"Machine: {machine()}; PostgreSQL {version}; {args.rounds} rounds "
+        f"({SEED_ROUNDS} for the seed file); schemactl runs from compiled bytecode "
+        "(compileall of src/ first, as pip does on install).",
         "",
     ]
     with tempfile.TemporaryDirectory(prefix="schemactl-bench-") as tmp:
@@ -330,6 +363,8 @@ def main() -> None:
         write_many(history, MANY, lambda i: f"CREATE TABLE h{i:04d} (id int);")
         big = root / "big"
         write_many(big, BIG_HISTORY, lambda i: "SELECT 1;")
+        seed = root / "seed"
+        seed_rows = write_seed(seed, args.seed_mb)
 
         def peers_only(commands: list[Command]) -> list[Command]:
             return commands if args.peers else commands[:2]
@@ -345,6 +380,11 @@ def main() -> None:
             print(f"running: {name}", file=sys.stderr)
             out += report(name, run_workload(server, name, commands, args.rounds))
             out.append("")
+        name = f"one {args.seed_mb} MB seed-data file ({seed_rows:,} INSERTs)"
+        commands = migrate_commands(server, seed, seed_rows_present(server, seed_rows))
+        print(f"running: {name}", file=sys.stderr)
+        out += report(name, run_workload(server, name, commands[:2], SEED_ROUNDS))
+        out.append("")
         help_s = time_once([str(BIN / "schemactl"), "--help"])
         new_dir = root / "new"
         new_s = time_once([str(BIN / "schemactl"), "new", "x", "--dir", str(new_dir)])

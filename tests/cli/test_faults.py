@@ -872,3 +872,15 @@ def run_cli_process(
         check=False,
         timeout=60,
     )
+
+
+def test_files_are_checked_before_the_migration_lock_is_taken(run_cli, sql_dir, db):
+    """A bad file is refused at once, even while another runner holds the lock:
+    checking never happens under it."""
+    key = advisory_lock_key(db.info.dbname, TABLE)
+    db.execute("SELECT pg_advisory_lock(%s)", (key,))
+    sql_dir.write({"001_bad.sql": "SELECT 1;\n\\i other.sql\n"})
+    result = run_cli("migrate", "--lock-timeout", "600")
+    assert result.exit_code == 2
+    assert "meta-command" in result.stderr
+    assert "waiting for the migration lock" not in result.stderr
