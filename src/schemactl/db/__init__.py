@@ -25,7 +25,6 @@ from schemactl.db.connection import (
 from schemactl.db.history import (
     ensure_history_table,
     flush_commits,
-    history_row_success,
     history_table_ddl,
     history_table_exists,
     read_history,
@@ -56,7 +55,6 @@ __all__ = [
     "ensure_history_table",
     "find_lock_holder",
     "flush_commits",
-    "history_row_success",
     "history_table_ddl",
     "history_table_exists",
     "is_connection_lost",

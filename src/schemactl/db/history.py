@@ -113,18 +113,6 @@ def _table_lock_holders(conn: Connection, table: TableName) -> tuple[Blocker, ..
     return tuple(Blocker(r[0], r[1] or "", r[2] or "", r[3] or "", r[4]) for r in rows)
 
 
-def history_row_success(
-    conn: Connection, table: TableName, version: int
-) -> bool | None:
-    """Return the row's success flag for version, or None when it has no row."""
-    query = sql.SQL("SELECT success FROM {} WHERE version = %s").format(
-        table_sql(table)
-    )
-    with phase(conn, "the history check", state="unknown"):
-        row = conn.execute(query, (version,)).fetchone()
-    return None if row is None else bool(row[0])
-
-
 def record_baseline(
     conn: Connection, table: TableName, migrations: list[MigrationFile]
 ) -> None:

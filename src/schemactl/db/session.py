@@ -30,18 +30,12 @@ from schemactl.core.statements import ConcurrentIndex, concurrent_index
 from schemactl.core.validation import ParsedSource
 from schemactl.db.connection import (
     Connection,
-    connect,
     is_connection_lost,
     phase,
     reason_of,
     settle,
 )
-from schemactl.db.history import (
-    flush_commits,
-    history_row_success,
-    insert_history,
-    table_sql,
-)
+from schemactl.db.history import flush_commits, table_sql
 from schemactl.db.lock import (
     BlockerWatch,
     MigrationLock,
@@ -75,6 +69,13 @@ _RESET_SESSION = (
 _BEGIN = "BEGIN;\n"
 # Measured by the server: now() is the start of the migration's transaction.
 _SERVER_ELAPSED_MS = "(extract(epoch FROM clock_timestamp() - now()) * 1000)::integer"
+# A no-transaction file's row is written when the file starts, so its duration
+# is measured from applied_at.
+_MARK_SUCCEEDED = (
+    "UPDATE {} SET success = true, execution_ms = "
+    "(extract(epoch FROM clock_timestamp() - applied_at) * 1000)::integer "
+    "WHERE version = {}"
+)
 
 
 @dataclass(frozen=True, slots=True)
@@ -195,37 +196,17 @@ class MigrationSession:
             TableLockTimeout: when a lock wait outlasted every retry (exit 3).
             MigrationLockLost, ConnectionLost: exit 3, file not committed.
         """
-        started = time.perf_counter()
-        self.progress = FileProgress(
-            migration,
-            migration.path,
-            len(source.statements),
-            transactional=not migration.no_transaction,
-            source=source,
-        )
-        if migration.no_transaction:
-            self._insert_failed_row(migration)
-            self._run_no_transaction(source)
-            update = sql.SQL(
-                "UPDATE {} SET success = true, execution_ms = {} WHERE version = {}"
-            ).format(
-                table_sql(self.table),
-                sql.Literal(_elapsed_ms(started)),
-                sql.Literal(migration.version),
-            )
-            self._record(update.as_string(self.conn), commit=False)
+        table = qualified_name(self.table.schema, self.table.name)
+        if source.no_transaction:
+            # The row is written first, so applied_at is when the file started.
+            first = history_insert_sql(table, migration, "0", success=False)
+            record = self._compose(_MARK_SUCCEEDED, migration.version)
         else:
+            first = None
             record = history_insert_sql(
-                qualified_name(self.table.schema, self.table.name),
-                migration,
-                _SERVER_ELAPSED_MS,
-                success=True,
+                table, migration, _SERVER_ELAPSED_MS, success=True
             )
-            self._with_retries(
-                lambda: self._run_transaction(source, record), whole_file=True
-            )
-        self.progress = None
-        return _elapsed_ms(started)
+        return self._run_file(migration, migration.path, source, first, record)
 
     def revert(
         self, migration: MigrationFile, down_path: Path, source: ParsedSource
@@ -240,30 +221,47 @@ class MigrationSession:
             MigrationFailed: naming FILE:LINE:COLUMN in the down file.
             TableLockTimeout, MigrationLockLost, ConnectionLost: as for apply.
         """
-        started = time.perf_counter()
-        table = table_sql(self.table)
-        delete = sql.SQL("DELETE FROM {} WHERE version = {}").format(
-            table, sql.Literal(migration.version)
+        version = migration.version
+        first = (
+            self._compose("UPDATE {} SET success = false WHERE version = {}", version)
+            if source.no_transaction
+            else None
         )
+        record = self._compose("DELETE FROM {} WHERE version = {}", version)
+        return self._run_file(migration, down_path, source, first, record)
+
+    def _compose(self, template: str, version: int) -> str:
+        """Fill a statement about the history table: the table, then the version."""
+        statement = sql.SQL(template).format(
+            table_sql(self.table), sql.Literal(version)
+        )
+        return statement.as_string(self.conn)
+
+    def _run_file(
+        self,
+        migration: MigrationFile,
+        path: Path,
+        source: ParsedSource,
+        first: str | None,
+        record: str,
+    ) -> int:
+        """Run a file with its bookkeeping: `first` before a no-transaction
+        file's statements, `record` after them (committed with them in a
+        transactional file). Return the duration in ms."""
+        started = time.perf_counter()
         self.progress = FileProgress(
             migration,
-            down_path,
+            path,
             len(source.statements),
             transactional=not source.no_transaction,
             source=source,
         )
-        if source.no_transaction:
-            with phase(self.conn, "record", state="nothing of the down file ran"):
-                self.conn.execute(
-                    sql.SQL("UPDATE {} SET success = false WHERE version = %s").format(
-                        table
-                    ),
-                    (migration.version,),
-                )
+        if first is not None:
+            with phase(self.conn, "record", state=f"nothing of {path.name} ran"):
+                self.conn.execute(first)
             self._run_no_transaction(source)
-            self._record(delete.as_string(self.conn), commit=False)
+            self._record(record, commit=False)
         else:
-            record = delete.as_string(self.conn)
             self._with_retries(
                 lambda: self._run_transaction(source, record), whole_file=True
             )
@@ -273,15 +271,6 @@ class MigrationSession:
     def flush(self) -> None:
         """Make this run's migrations durable (see `flush_commits`)."""
         flush_commits(self.conn, self.settings)
-
-    def outcome(self, version: int) -> bool | None:
-        """Return the history row's success flag for version (None: no row).
-
-        Read on a new connection: the worker may be gone, or still carry the
-        role a file set, which may not read the history table.
-        """
-        with connect(self.settings) as fresh:
-            return history_row_success(fresh, self.table, version)
 
     # -- one transactional attempt --
 
@@ -490,12 +479,6 @@ class MigrationSession:
         )
 
     # -- no-transaction files --
-
-    def _insert_failed_row(self, migration: MigrationFile) -> None:
-        with phase(self.conn, "record", state=f"nothing of {migration.label} ran"):
-            insert_history(
-                self.conn, self.table, migration, execution_ms=0, success=False
-            )
 
     def _run_no_transaction(self, source: ParsedSource) -> None:
         """Run the statements one by one, each committing on its own; check
