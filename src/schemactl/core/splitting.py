@@ -352,11 +352,12 @@ class _Splitter:
                 "in migration files",
                 pos,
             )
-        if kind == "variable":
+        if kind == "variable" and not match.group()[1:].isdigit():
             raise SplitError(
                 f"psql would substitute the variable {match.group()!r} here; "
                 "variables are not allowed in migration files (for an array slice "
-                "such as a[lo:hi], put a space after the colon)",
+                "such as a[lo:hi], put a space after the colon; a[1:2] is fine: "
+                "psql leaves :2 alone, no variable is named 2)",
                 pos,
             )
         if state.start is None:
@@ -457,7 +458,9 @@ def _read_copy_data(text: str, data_start: int) -> tuple[str, int]:
         line_end = text.find("\n", position)
         if line_end == -1:
             line_end = len(text)
-        if text[position:line_end] == _COPY_END_LINE:
-            return text[data_start:position], min(line_end + 1, len(text))
+        # Only a whole line ends the data: psql sends a last "\\." without a
+        # newline as data (and the server then refuses it).
+        if text[position:line_end] == _COPY_END_LINE and line_end < len(text):
+            return text[data_start:position], line_end + 1
         position = line_end + 1
     return text[data_start:], len(text)
