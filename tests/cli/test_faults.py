@@ -181,7 +181,7 @@ def test_a_signal_cancels_the_statement_and_rolls_the_file_back(
     sql_dir.write(SLEEPY)
     proc = start(database_url, sql_dir, "migrate")
     try:
-        wait_for(db, RUNNER_RUNNING, "SELECT pg_sleep(60)%")
+        wait_for(db, RUNNER_RUNNING, "%SELECT pg_sleep(60)%")
         proc.send_signal(signal_number)
         out, err = finish(proc)
     finally:
@@ -212,7 +212,7 @@ def test_a_signal_in_a_no_transaction_file_says_how_far_it_got(
     )
     proc = start(database_url, sql_dir, "migrate")
     try:
-        wait_for(db, RUNNER_RUNNING, "SELECT pg_sleep(60)%")
+        wait_for(db, RUNNER_RUNNING, "%SELECT pg_sleep(60)%")
         proc.send_signal(signal.SIGINT)
         _, err = finish(proc)
     finally:

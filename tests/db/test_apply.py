@@ -230,3 +230,58 @@ def test_copy_in_a_no_transaction_file(db, session):
     )
     assert db.execute("SELECT array_agg(id) FROM t").fetchone() == ([7],)
     assert history(db) == [(1, "m", True)]
+
+
+SEED_ROWS = 1500  # past the size where statements travel together
+
+
+def seed_text(bad_line: int | None = None, bad: str = "") -> str:
+    lines = ["CREATE TABLE seed (id int PRIMARY KEY, label text);"]
+    for i in range(1, SEED_ROWS):
+        lines.append(f"INSERT INTO seed VALUES ({i}, 'row {i}; -- not a comment');")
+    if bad_line is not None:
+        lines[bad_line - 1] = bad
+    return "\n".join(lines) + "\n"
+
+
+def test_a_large_file_applies_whole(db, session):
+    apply(session, seed_text())
+    assert db.execute("SELECT count(*) FROM seed").fetchone() == (SEED_ROWS - 1,)
+    assert history(db) == [(1, "m", True)]
+
+
+def test_a_runtime_error_in_a_large_file_names_its_statement(db, session):
+    text = seed_text(1203, "INSERT INTO seed VALUES (7, 'again');")
+    with pytest.raises(MigrationFailed) as caught:
+        apply(session, text)
+    error = caught.value
+    assert (error.line, error.column, error.statement_number) == (1203, 1, 1203)
+    assert error.sqlstate == "23505"
+    assert error.source_line == "INSERT INTO seed VALUES (7, 'again');"
+    assert db.execute("SELECT to_regclass('seed')").fetchone() == (None,)
+    assert history(db) == []
+
+
+def test_a_syntax_error_in_a_large_file_points_at_its_token(db, session):
+    text = seed_text(1400, "INSERT INTO seed VALUES (1400, 'x') RETURNIN id;")
+    with pytest.raises(MigrationFailed) as caught:
+        apply(session, text)
+    error = caught.value
+    assert (error.line, error.column) == (1400, 37)
+    assert error.sqlstate == "42601"
+    assert history(db) == []
+
+
+def test_statements_travel_together_only_in_large_files():
+    from schemactl.db.session import _statement_messages
+
+    small = parse_source(b"SELECT 1;\nSELECT 2;\n", Path("sql/001_a.sql"))
+    assert [len(m.parts) for m in _statement_messages(small)] == [1, 1]
+    large = parse_source(seed_text().encode(), Path("sql/001_a.sql"))
+    sizes = [len(m.parts) for m in _statement_messages(large)]
+    assert sum(sizes) == SEED_ROWS
+    assert max(sizes) == 500
+    assert len(sizes) == 3
+    assert [len(m.parts) for m in _statement_messages(large, batch=False)] == [
+        1
+    ] * SEED_ROWS

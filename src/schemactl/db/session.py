@@ -8,7 +8,7 @@ from __future__ import annotations
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager, suppress
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from functools import partial
 from pathlib import Path
 from typing import Any, TypeVar
@@ -79,13 +79,48 @@ _MARK_SUCCEEDED = (
 
 
 @dataclass(frozen=True, slots=True)
+class _Part:
+    """A statement inside a message: its number in the file, where it starts."""
+
+    number: int
+    statement: Statement
+    start: int
+
+
+@dataclass(frozen=True, slots=True)
 class _Message:
-    """One simple-protocol message: a statement, maybe with BEGIN glued before it."""
+    """One simple-protocol message: BEGIN maybe, then statements of the file."""
 
     text: str
-    statement: Statement | None
-    number: int = 0
-    lead: int = 0
+    parts: tuple[_Part, ...] = ()
+
+    @property
+    def first(self) -> _Part | None:
+        """Return the first statement, if the message holds any."""
+        return self.parts[0] if self.parts else None
+
+    def part_at(self, position: int) -> _Part | None:
+        """Return the statement holding a 0-based offset of the message."""
+        for part in self.parts:
+            if part.start <= position < part.start + len(part.statement.text):
+                return part
+        return None
+
+
+# In a transactional file of more than _BATCH_THRESHOLD statements (seed data),
+# consecutive statements travel together, up to these limits: a million INSERTs
+# then cost thousands of round trips, not a million. Inside the file's
+# transaction this changes nothing the server does (statement_timeout still
+# applies to each statement, PostgreSQL 13+); an error without a position is
+# located by running the file again one statement at a time, in a transaction
+# that is rolled back. Smaller files keep one statement per message, so that a
+# notice or a lock wait names its own statement.
+_BATCH_THRESHOLD = 1000
+_BATCH_STATEMENTS = 500
+_BATCH_CHARACTERS = 256 * 1024
+# Between two statements of a message: a newline first, since a statement's
+# text may end in a `--` comment.
+_SEPARATOR = "\n;\n"
 
 
 @dataclass
@@ -104,10 +139,15 @@ class FileProgress:
     statements_done: int = 0
     leftover_index: str | None = None
 
-    def at(self, number: int, statement: Statement | None) -> None:
-        """Note that statement `number` (0: BEGIN alone) is about to run."""
+    # The last statement sent in the same message as the current one.
+    batch_end: int = 0
+
+    def at(self, number: int, statement: Statement | None, batch_end: int = 0) -> None:
+        """Note that statement `number` (0: BEGIN alone) is about to run, with
+        the statements up to batch_end in the same message."""
         self.statement_number = number
         self.statement = statement
+        self.batch_end = batch_end
 
     def location(self) -> str:
         """Return FILE:LINE:COLUMN of the current statement (computed on demand:
@@ -115,7 +155,21 @@ class FileProgress:
         if self.source is None or self.statement is None:
             return str(self.path)
         line, column = position_to_line_column(self.source.text, self.statement.offset)
-        return f"{self.path}:{line}:{column}"
+        together = (
+            f" (statements {self.statement_number}-{self.batch_end}, sent together)"
+            if self.batch_end > self.statement_number
+            else ""
+        )
+        return f"{self.path}:{line}:{column}{together}"
+
+
+class _FailedInBatch(Exception):
+    """A statement of a multi-statement message failed without saying which."""
+
+    def __init__(self, error: psycopg.Error, message: _Message) -> None:
+        super().__init__(str(error))
+        self.error = error
+        self.message = message
 
 
 class _LockWaitTimedOut(Exception):
@@ -275,17 +329,47 @@ class MigrationSession:
     # -- one transactional attempt --
 
     def _run_transaction(self, source: ParsedSource, record: str) -> None:
-        progress = self.progress
-        assert progress is not None
         try:
-            with self.conn.cursor() as cur:
-                for message in _statement_messages(source):
-                    progress.at(message.number, message.statement)
-                    self._send_statement(cur, message, source)
+            self._send_all(_statement_messages(source), source)
             self._record(record, commit=True)
+        except _FailedInBatch as failed:
+            settle(self.conn)
+            raise self._locate_failure(failed, source) from failed.error
         except BaseException:
             settle(self.conn)
             raise
+
+    def _send_all(self, messages: list[_Message], source: ParsedSource) -> None:
+        progress = self.progress
+        assert progress is not None
+        with self.conn.cursor() as cur:
+            for message in messages:
+                first = message.first
+                if first is None:
+                    progress.at(0, None)
+                else:
+                    progress.at(first.number, first.statement, message.parts[-1].number)
+                self._send_statement(cur, message, source)
+
+    def _locate_failure(
+        self, failed: _FailedInBatch, source: ParsedSource
+    ) -> SchemactlError:
+        """Run the file again one statement at a time, in a transaction that is
+        rolled back, to name the statement that fails; if none does this time,
+        blame the first statement of the message that failed."""
+        try:
+            self._send_all(_statement_messages(source, batch=False), source)
+        except MigrationFailed as located:
+            return located
+        finally:
+            settle(self.conn)  # rolls back, also when every statement ran
+        first = failed.message.first
+        assert first is not None
+        progress = self.progress
+        assert progress is not None
+        return _migration_failed(
+            failed.error, progress.path, source, first.statement, first.number, True
+        )
 
     def _record(self, record: str, *, commit: bool) -> None:
         """Send the bookkeeping: reset the session (the identity first), check
@@ -414,16 +498,22 @@ class MigrationSession:
         if exc.sqlstate == LOCK_NOT_AVAILABLE:
             assert self._watch is not None
             raise _LockWaitTimedOut(location, self._watch.blockers) from exc
-        if message.statement is None:
+        position = exc.diag.statement_position
+        part = message.part_at(int(position) - 1) if position else None
+        if part is None and len(message.parts) == 1:
+            part = message.parts[0]  # a runtime error: the statement's start
+        if part is None and message.parts:
+            raise _FailedInBatch(exc, message)  # which one? run them one by one
+        if part is None:
             raise SchemactlError(f"starting {name} failed: {reason_of(exc)}") from exc
         raise _migration_failed(
             exc,
             progress.path,
             source,
-            message.statement,
-            message.number,
+            part.statement,
+            part.number,
             progress.transactional,
-            lead=message.lead,
+            lead=part.start,
         ) from exc
 
     def _with_retries(self, attempt: Callable[[], T], *, whole_file: bool) -> T:
@@ -490,7 +580,7 @@ class MigrationSession:
             for number, statement in enumerate(source.statements, start=1):
                 progress.at(number, statement)
                 self._check_lock()
-                message = _Message(statement.text, statement, number)
+                message = _Message(statement.text, (_Part(number, statement, 0),))
                 index = concurrent_index(statement)
                 self._with_retries(
                     partial(self._run_autocommit, cur, message, source, index),
@@ -511,7 +601,7 @@ class MigrationSession:
                     "it now",
                     state=no_transaction_state(progress),
                 ) from None
-            self._raise_statement_error(exc, _Message("", None), _EMPTY_SOURCE)
+            self._raise_statement_error(exc, _Message(""), _EMPTY_SOURCE)
 
     def _run_autocommit(
         self,
@@ -614,28 +704,53 @@ def no_transaction_state(progress: FileProgress) -> str:
     )
 
 
-def _statement_messages(source: ParsedSource) -> list[_Message]:
-    """Return one message per statement, BEGIN glued onto the first, so a
-    one-statement migration costs one round trip before its bookkeeping.
+def _statement_messages(source: ParsedSource, *, batch: bool = True) -> list[_Message]:
+    # (batch=False forces one statement per message; see _BATCH_THRESHOLD.)
+    """Return the messages of a transactional file: BEGIN glued onto the first,
+    so a one-statement migration costs one round trip before its bookkeeping;
+    consecutive statements together, within the batch limits (batch=False:
+    one statement per message).
 
-    COPY FROM STDIN needs the copy protocol, so BEGIN is then sent alone.
+    COPY FROM STDIN needs the copy protocol: it is a message of its own (and
+    BEGIN is then sent alone when it comes first).
     """
-    messages = [
-        _Message(s.text, s, number) for number, s in enumerate(source.statements, 1)
-    ]
-    first = messages[0] if messages else None
-    if first is None or (first.statement and first.statement.is_copy_from_stdin):
-        return [_Message(_BEGIN, None), *messages]
-    messages[0] = replace(first, text=_BEGIN + first.text, lead=len(_BEGIN))
+    messages: list[_Message] = []
+    texts: list[str] = [_BEGIN]
+    parts: list[_Part] = []
+    size = len(_BEGIN)
+
+    def close() -> None:
+        nonlocal texts, parts, size
+        if parts or texts:
+            messages.append(_Message("".join(texts), tuple(parts)))
+        texts, parts, size = [], [], 0
+
+    large = len(source.statements) > _BATCH_THRESHOLD
+    limit = _BATCH_STATEMENTS if batch and large else 1
+    for number, statement in enumerate(source.statements, start=1):
+        if statement.is_copy_from_stdin:
+            close()
+            messages.append(_Message(statement.text, (_Part(number, statement, 0),)))
+            continue
+        if parts and (len(parts) >= limit or size >= _BATCH_CHARACTERS):
+            close()
+        if parts:
+            texts.append(_SEPARATOR)
+            size += len(_SEPARATOR)
+        parts.append(_Part(number, statement, size))
+        texts.append(statement.text)
+        size += len(statement.text)
+    close()
     return messages
 
 
 def _send(cur: psycopg.Cursor[Any], message: _Message) -> None:
     # File text is the one query that is not a literal: the user's SQL, sent
     # unchanged and without parameters (simple protocol, `%` not interpreted).
-    if message.statement is not None and message.statement.is_copy_from_stdin:
+    first = message.first
+    if first is not None and first.statement.is_copy_from_stdin:
         with cur.copy(message.text) as copy:
-            copy.write(message.statement.copy_data or "")
+            copy.write(first.statement.copy_data or "")
         return
     cur.execute(message.text)
 
