@@ -251,3 +251,19 @@ def test_discovery_refuses_unknown_directives(tmp_path):
 def test_missing_directory_is_an_error(tmp_path):
     with pytest.raises(MigrationDirError, match="not found"):
         discover_migrations(tmp_path / "nope")
+
+
+def test_crlf_inside_a_literal_is_sent_as_written_but_not_checksummed():
+    crlf = parse_source(b"SELECT 'a\r\nb';\r\nSELECT 2;\r\n", DIR / "001_a.sql")
+    lf = parse_source(b"SELECT 'a\nb';\nSELECT 2;\n", DIR / "001_a.sql")
+    assert [s.text for s in crlf.statements] == ["SELECT 'a\r\nb'", "SELECT 2"]
+    assert crlf.checksum == lf.checksum
+
+
+def test_copy_data_in_a_crlf_file_ends_at_its_marker():
+    source = parse_source(
+        b"COPY t FROM stdin;\r\n1\r\n\\.\r\nSELECT 2;\r\n", DIR / "001_a.sql"
+    )
+    copy, after = source.statements
+    assert copy.copy_data == "1\r\n"
+    assert after.text == "SELECT 2"

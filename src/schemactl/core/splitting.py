@@ -460,7 +460,8 @@ def _read_copy_data(text: str, data_start: int) -> tuple[str, int]:
             line_end = len(text)
         # Only a whole line ends the data: psql sends a last "\\." without a
         # newline as data (and the server then refuses it).
-        if text[position:line_end] == _COPY_END_LINE and line_end < len(text):
+        line = text[position:line_end]
+        if line.removesuffix("\r") == _COPY_END_LINE and line_end < len(text):
             return text[data_start:position], line_end + 1
         position = line_end + 1
     return text[data_start:], len(text)

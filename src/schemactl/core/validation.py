@@ -10,7 +10,7 @@ import re
 from dataclasses import dataclass
 from pathlib import Path
 
-from schemactl.core.checksum import checksum_of_normalized
+from schemactl.core.checksum import UTF8_BOM, checksum_of_normalized
 from schemactl.core.directives import DIRECTIVE_RE
 from schemactl.core.discovery import normalize_and_decode, read_directives, read_source
 from schemactl.core.model import MigrationFile
@@ -45,6 +45,10 @@ def parse_source(data: bytes, path: Path | str) -> ParsedSource:
         MigrationDirError: naming FILE:LINE for every rule the file breaks.
     """
     normalized, text = normalize_and_decode(data, path)
+    if b"\r" in data:
+        # The checksum ignores line ends; what runs keeps them, as psql sends
+        # them: a CRLF inside a string literal is part of its value.
+        text = data.removeprefix(UTF8_BOM).decode("utf-8")
     directives = read_directives(text, path)
     try:
         statements = split_statements(text)
