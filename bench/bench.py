@@ -36,7 +36,7 @@ SCHEMA_FILE = ROOT / "sql" / "001_initial_schema.sql"
 MANY = 1_000
 BIG_HISTORY = 10_000
 SEED_ROUNDS = 2  # the seed-data file takes half a minute a run
-DB_PREFIX = "schemactl_bench_"
+DB_PREFIX = f"schemactl_bench_{os.getpid()}_"  # two runs on one server
 
 
 @dataclass
