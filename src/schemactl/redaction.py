@@ -403,7 +403,20 @@ def _conninfo_value_end(text: str, start: int, *, to_line_end: bool) -> int:
         return len(text)
     while index < len(text) and text[index] not in _SPACES:
         index += 2 if text[index] == "\\" else 1
-    return min(index, len(text))
+    index = min(index, len(text))
+    if to_line_end:
+        return index
+    # In a connection string, words after an unquoted password that are not
+    # `keyword=value` can only be the rest of a password with a space in it
+    # (libpq refuses the string, and its error echoes them): mask them too.
+    while True:
+        word = _skip_spaces(text, index)
+        word_end = word
+        while word_end < len(text) and text[word_end] not in _SPACES:
+            word_end += 1
+        if word == word_end or "=" in text[word:word_end]:
+            return index
+        index = word_end
 
 
 def _unescape_conninfo(written: str) -> str:

@@ -27,7 +27,12 @@ from schemactl.core.planning import (
     plan_repair,
     plan_rollback,
 )
-from schemactl.core.validation import ParsedSource, load_source, parse_source
+from schemactl.core.validation import (
+    ParsedSource,
+    load_source,
+    parse_source,
+    still_unchanged,
+)
 from schemactl.errors import (
     EXIT_FAILED,
     EXIT_OK,
@@ -372,7 +377,11 @@ def _apply_all(
     """Apply in order, appending to `applied` as each commits (kept on failure)."""
     for index, (migration, kept) in enumerate(zip(migrations, checked, strict=True), 1):
         observer.migration_started(migration, index, len(migrations))
-        source = kept or load_source(migration)
+        source = (
+            load_source(migration)
+            if kept is None
+            else still_unchanged(kept, migration.location)
+        )
         execution_ms = session.apply(migration, source)
         observer.migration_applied(migration, execution_ms)
         applied.append(AppliedMigration(migration, execution_ms))
@@ -474,7 +483,11 @@ def _revert_all(
     try:
         for index, (step, kept) in enumerate(zip(plan, checked, strict=True), 1):
             observer.rollback_started(step, index, len(plan))
-            source = kept or load_down_source(step)
+            source = (
+                load_down_source(step)
+                if kept is None
+                else still_unchanged(kept, step.down_path)
+            )
             execution_ms = session.revert(step.migration, step.down_path, source)
             observer.migration_reverted(step, execution_ms)
             done.append(RolledBack(step, execution_ms))

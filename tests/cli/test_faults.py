@@ -884,3 +884,72 @@ def test_files_are_checked_before_the_migration_lock_is_taken(run_cli, sql_dir, 
     assert result.exit_code == 2
     assert "meta-command" in result.stderr
     assert "waiting for the migration lock" not in result.stderr
+
+
+def test_turning_standard_conforming_strings_off_by_dynamic_sql_stops_the_file(
+    run_cli, sql_dir, db
+):
+    sql_dir.write(
+        {
+            "001_scs.sql": "CREATE TABLE hc1 (x int);\n"
+            "DO $$ BEGIN EXECUTE 'SET standard_conforming_' || 'strings = off'; END $$;\n"
+            "SELECT 'x\\', '; COMMIT; SELECT 1 --';\n"
+        }
+    )
+    result = run_cli("migrate")
+    assert result.exit_code == 1
+    path = sql_dir.path / "001_scs.sql"
+    assert (
+        f"error: {path}:2:1: this statement turned standard_conforming_strings off"
+        in (result.stderr)
+    )
+    assert "  state: 001_scs.sql was rolled back" in result.stderr
+    assert db.execute("SELECT to_regclass('hc1')").fetchone() == (None,)
+    assert history(db) == []
+
+
+def test_a_server_default_of_standard_conforming_strings_off_changes_nothing(
+    run_cli, sql_dir, db
+):
+    db.execute(
+        f'ALTER DATABASE "{db.info.dbname}" SET standard_conforming_strings = off'
+    )
+    sql_dir.write(
+        {"001_s.sql": "CREATE TABLE s (v text);\nINSERT INTO s VALUES ('a\\');\n"}
+    )
+    result = run_cli("migrate")
+    assert result.exit_code == 0, result.output
+    assert db.execute("SELECT v FROM s").fetchone() == ("a\\",)
+
+
+def test_a_file_edited_while_the_runner_waits_for_the_lock_is_refused(
+    database_url, sql_dir, db
+):
+    sql_dir.write(
+        {
+            "001_a.sql": "CREATE TABLE a_old (x int);\n",
+            "002_b.sql": "CREATE TABLE b_old (x int);\n",
+        }
+    )
+    key = advisory_lock_key(db.info.dbname, TABLE)
+    db.execute("SELECT pg_advisory_lock(%s)", (key,))
+    proc = start(database_url, sql_dir, "migrate")
+    try:
+        assert proc.stderr is not None
+        proc.stderr.readline()  # target
+        assert proc.stderr.readline().startswith("waiting for the migration lock")
+        # Checked already; edited before it runs.
+        sql_dir.write({"002_b.sql": "CREATE TABLE b_new (x int);\n"})
+        db.execute("SELECT pg_advisory_unlock(%s)", (key,))
+        _, err = finish(proc)
+    finally:
+        finish(proc)
+    assert proc.returncode == 2, err
+    assert (
+        f"{sql_dir.path / '002_b.sql'}: error: file changed while schemactl was running"
+        in err
+    )
+    assert history(db) == [(1, True)]
+    assert db.execute(
+        "SELECT to_regclass('b_old') IS NULL AND to_regclass('b_new') IS NULL"
+    ).fetchone() == (True,)

@@ -285,3 +285,28 @@ def test_statements_travel_together_only_in_large_files():
     assert [len(m.parts) for m in _statement_messages(large, batch=False)] == [
         1
     ] * SEED_ROWS
+
+
+def test_an_error_in_a_large_file_is_located_from_a_reset_session(db, session):
+    text = seed_text(800, "INSERT INTO seed VALUES (1/0, 'x');").replace(
+        "CREATE TABLE seed (id int PRIMARY KEY, label text);",
+        "CREATE TABLE seed (id int PRIMARY KEY, label text);\nPREPARE p AS SELECT 1;",
+        1,
+    )
+    with pytest.raises(MigrationFailed) as caught:
+        apply(session, text)
+    error = caught.value
+    assert (error.line, error.sqlstate) == (801, "22012")
+    assert history(db) == []
+
+
+def test_an_error_that_does_not_happen_again_says_where_it_may_be(db, session):
+    db.execute("CREATE SEQUENCE sq")
+    text = seed_text(900, "SELECT 1 / (nextval('sq') - 1);")
+    with pytest.raises(MigrationFailed) as caught:
+        apply(session, text)
+    error = caught.value
+    assert error.sqlstate == "22012"
+    assert error.line == 501  # the first statement of the group that failed
+    assert "statements 501-1000, sent together" in error.message
+    assert "did not happen again" in error.message

@@ -380,8 +380,11 @@ class _Splitter:
             body = _STRING_BODIES[kind].match(text, end, limit)
             if body is None:
                 raise self._unterminated(_UNTERMINATED[kind], pos)
-            if kind == "string" and text[end : body.end() - 1].lower() == _SCS:
-                _refuse_scs(pos)  # set_config('standard_conforming_strings', ...)
+            if text[end : body.end() - 1].lower() == _SCS:
+                # set_config('standard_conforming_strings', ...), or SET with
+                # the name quoted. Other spellings (built by dynamic SQL) are
+                # caught when they run: see db/session.py.
+                _refuse_scs(pos)
             return body.end()
         return end
 

@@ -10,7 +10,11 @@ import re
 from dataclasses import dataclass
 from pathlib import Path
 
-from schemactl.core.checksum import UTF8_BOM, checksum_of_normalized
+from schemactl.core.checksum import (
+    UTF8_BOM,
+    checksum_of_normalized,
+    compute_checksum,
+)
 from schemactl.core.directives import DIRECTIVE_RE
 from schemactl.core.discovery import normalize_and_decode, read_directives, read_source
 from schemactl.core.model import MigrationFile
@@ -134,6 +138,23 @@ def _check_transactional(
                 hint="remove BEGIN/COMMIT, or add '-- schemactl:no-transaction' "
                 "at the top of the file",
             )
+
+
+def still_unchanged(source: ParsedSource, path: Path | str) -> ParsedSource:
+    """Return source if the file on disk still has its checksum (no parsing).
+
+    A source is checked before the migration lock is taken and may run much
+    later: the file must not have been edited, or removed, meanwhile.
+
+    Raises:
+        MigrationDirError: when the file changed or cannot be read any more.
+    """
+    if compute_checksum(read_source(path)) != source.checksum:
+        raise MigrationDirError(
+            "file changed while schemactl was running; nothing of it was applied",
+            path=Path(path),
+        )
+    return source
 
 
 def load_source(migration: MigrationFile) -> ParsedSource:

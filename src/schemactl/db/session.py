@@ -193,6 +193,8 @@ class MigrationSession:
     progress: FileProgress | None = None
     _watch: BlockerWatch | None = None
     _guard_sql: str = ""
+    # While a failing file is run again to locate its error: no notices twice.
+    _quiet: bool = False
 
     @property
     def table(self) -> TableName:
@@ -219,6 +221,8 @@ class MigrationSession:
                 self.conn.remove_notice_handler(self._on_notice)
 
     def _on_notice(self, diag: psycopg.errors.Diagnostic) -> None:
+        if self._quiet:
+            return
         progress = self.progress
         location = None
         if progress is not None and progress.statement is not None:
@@ -357,19 +361,30 @@ class MigrationSession:
         """Run the file again one statement at a time, in a transaction that is
         rolled back, to name the statement that fails; if none does this time,
         blame the first statement of the message that failed."""
+        # From a reset session, as a retry (a PREPARE of the first run would
+        # fail the second); the notices were shown the first time.
+        self._reset_session()
+        self._quiet = True
         try:
             self._send_all(_statement_messages(source, batch=False), source)
         except MigrationFailed as located:
             return located
         finally:
+            self._quiet = False
             settle(self.conn)  # rolls back, also when every statement ran
         first = failed.message.first
         assert first is not None
         progress = self.progress
         assert progress is not None
-        return _migration_failed(
+        guess = _migration_failed(
             failed.error, progress.path, source, first.statement, first.number, True
         )
+        guess.message += (
+            f" (in statements {first.number}-{failed.message.parts[-1].number}, "
+            "sent together; it did not happen again when the file was run one "
+            "statement at a time, so this names the first of them)"
+        )
+        return guess
 
     def _record(self, record: str, *, commit: bool) -> None:
         """Send the bookkeeping: reset the session (the identity first), check
@@ -472,11 +487,38 @@ class MigrationSession:
             raise_pending()
             self._raise_statement_error(exc, message, source)
         except UnicodeEncodeError as exc:
+            # The file SET client_encoding: its text no longer fits.
             raise SchemactlError(
-                f"{progress.location()}: error: the statement cannot be sent in "
-                f"the client encoding {self.conn.info.encoding}: {exc.reason}"
+                f"{progress.location()}: the statement cannot be sent in the client "
+                f"encoding {self.conn.info.encoding}: {exc.reason}",
+                hint="migration files are UTF-8: do not SET client_encoding in them",
+                state=self._stopped_state(),
             ) from None
         raise_pending()
+        if self.conn.info.parameter_status("standard_conforming_strings") == "off":
+            raise self._strings_changed()
+
+    def _strings_changed(self) -> SchemactlError:
+        """The file turned standard_conforming_strings off in a way the check
+        could not see (dynamic SQL): every later statement would be read by
+        other rules than the ones it was split with. Stop before the next."""
+        progress = self.progress
+        assert progress is not None
+        return SchemactlError(
+            f"{progress.location()}: this statement turned "
+            "standard_conforming_strings off; later statements would be read by "
+            "other rules than the ones the file was checked with",
+            hint="keep standard_conforming_strings on in migration files",
+            state=self._stopped_state(),
+        )
+
+    def _stopped_state(self) -> str:
+        """Say what a file stopped by schemactl itself leaves behind."""
+        progress = self.progress
+        assert progress is not None
+        if progress.transactional:
+            return f"{progress.path.name} was rolled back"
+        return no_transaction_state(progress)
 
     def _raise_statement_error(
         self, exc: psycopg.Error, message: _Message, source: ParsedSource
