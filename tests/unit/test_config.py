@@ -334,3 +334,9 @@ def test_every_form_is_masked_and_libpqs_password_is_known(password, form):
         # What libpq will send is always among the secrets, in every reading.
         assert libpq_reads in secrets
         assert MASK in mask_url(conninfo)
+
+
+def test_an_unquoted_conninfo_password_with_a_space_is_masked_whole():
+    conninfo = "host=h password=Zq9 p@ss:w/rd dbname=x"
+    assert mask_url(conninfo) == "host=h password=**** dbname=x"
+    assert "Zq9 p@ss:w/rd" in known_secrets(conninfo)
