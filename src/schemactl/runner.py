@@ -149,13 +149,7 @@ def migrate(
         # taken: a slow check of a large file never holds other runners up. A
         # dry run checks exactly what a run would.
         rows, pending = plan(conn)
-        checked = dict(
-            zip(
-                (m.version for m in pending),
-                check_before_running(pending, load_source),
-                strict=True,
-            )
-        )
+        checked = _check_by_version(pending, load_source, _version)
         if dry_run:
             return MigrateResult(
                 pending,
@@ -167,7 +161,7 @@ def migrate(
             # The plan that counts, under the lock (another runner may have
             # applied some files meanwhile).
             rows, pending = plan(conn)
-            sources = [_checked_source(m, checked) for m in pending]
+            sources = _reuse_checked(pending, checked, load_source, _version)
             # Created after the checks, so a refused run leaves nothing
             # behind; no DDL at all when it exists (a least-privilege role).
             if pending:
@@ -355,16 +349,43 @@ def check_before_running(
     return kept
 
 
-def _checked_source(
-    migration: MigrationFile, checked: dict[int, ParsedSource | None]
-) -> ParsedSource | None:
-    """Return the source checked before the lock was taken (None: re-read when it
-    runs). A file that became pending only since (another runner rolled it back
-    meanwhile) is checked now, before any file runs."""
-    if migration.version in checked:
-        return checked[migration.version]
-    load_source(migration)
-    return None
+def _check_by_version(
+    items: list[T], load: Callable[[T], ParsedSource], version: Callable[[T], int]
+) -> dict[int, ParsedSource | None]:
+    """Check every file before the lock is taken (see check_before_running),
+    keyed by version for the plan made again under the lock."""
+    return dict(
+        zip(
+            (version(item) for item in items),
+            check_before_running(items, load),
+            strict=True,
+        )
+    )
+
+
+def _reuse_checked(
+    items: list[T],
+    checked: dict[int, ParsedSource | None],
+    load: Callable[[T], ParsedSource],
+    version: Callable[[T], int],
+) -> list[ParsedSource | None]:
+    """Return, for the plan made under the lock, each file's source checked
+    before it (None: read again when it runs). A file in this plan only (another
+    runner rolled it back meanwhile) is checked now, before any file runs."""
+    return [
+        checked[version(item)]
+        if version(item) in checked
+        else check_before_running([item], load)[0]
+        for item in items
+    ]
+
+
+def _version(migration: MigrationFile) -> int:
+    return migration.version
+
+
+def _step_version(step: RollbackStep) -> int:
+    return step.migration.version
 
 
 def _apply_all(
@@ -452,22 +473,13 @@ def rollback(
         first_plan = plan_rollback(
             files, db.read_history(conn, settings.table), steps=steps, target=target
         )
-        checked_before = dict(
-            zip(
-                (step.migration.version for step in first_plan),
-                check_before_running(first_plan, load_down_source),
-                strict=True,
-            )
-        )
+        checked_before = _check_by_version(first_plan, load_down_source, _step_version)
         with _locked(settings, conn, observer) as session:
             rows = db.read_history(conn, settings.table)
             plan = plan_rollback(files, rows, steps=steps, target=target)
-            checked = [
-                checked_before[step.migration.version]
-                if step.migration.version in checked_before
-                else check_before_running([step], load_down_source)[0]
-                for step in plan
-            ]
+            checked = _reuse_checked(
+                plan, checked_before, load_down_source, _step_version
+            )
             _revert_all(session, plan, checked, observer, done)
     return done
 

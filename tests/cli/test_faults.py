@@ -22,6 +22,7 @@ import pytest
 
 from schemactl.config import parse_table_name
 from schemactl.db import advisory_lock_key
+from tests.conftest import run_subprocess
 
 TABLE = parse_table_name("schema_migrations")
 BARRIER_TIMEOUT = 30.0
@@ -468,7 +469,10 @@ def test_terminated_while_a_file_runs(database_url, sql_dir, db, blocker):
 
 def test_terminated_while_recording_the_file(database_url, sql_dir, db, blocker):
     sql_dir.write({"001_one.sql": "SELECT 1;\n"})
-    assert run_cli_process(database_url, sql_dir, "migrate").returncode == 0
+    assert (
+        run_subprocess("migrate", database_url=database_url, sql_dir=sql_dir).returncode
+        == 0
+    )
     sql_dir.write({"002_two.sql": "CREATE TABLE two (x int);\n"})
     # SHARE lets the runner read the history but not insert its row.
     blocker.execute("LOCK TABLE schema_migrations IN SHARE MODE")
@@ -651,7 +655,10 @@ def test_a_file_that_resets_all_still_never_commits_after_its_runner_died(
     database_url, sql_dir, db, blocker
 ):
     sql_dir.write({"001_one.sql": "SELECT 1;\n"})
-    assert run_cli_process(database_url, sql_dir, "migrate").returncode == 0
+    assert (
+        run_subprocess("migrate", database_url=database_url, sql_dir=sql_dir).returncode
+        == 0
+    )
     sql_dir.write({"002_reset.sql": "RESET ALL;\nCREATE TABLE z2 (x int);\n"})
     # SHARE lets the runner read the history but not write the file's row.
     blocker.execute("LOCK TABLE schema_migrations IN SHARE MODE")
@@ -854,24 +861,6 @@ def test_baseline_and_repair_name_their_target(run_cli, sql_dir, db, command):
     result = run_cli(*command)
     assert result.exit_code == 0, result.output
     assert result.stderr.startswith(f"target: {db.info.user}@")
-
-
-def run_cli_process(
-    database_url: str, sql_dir: Any, *args: str
-) -> subprocess.CompletedProcess[str]:
-    env = {
-        **os.environ,
-        "DATABASE_URL": database_url,
-        "SCHEMACTL_DIR": str(sql_dir.path),
-    }
-    return subprocess.run(
-        [sys.executable, "-m", "schemactl", *args],
-        env=env,
-        capture_output=True,
-        text=True,
-        check=False,
-        timeout=60,
-    )
 
 
 def test_files_are_checked_before_the_migration_lock_is_taken(run_cli, sql_dir, db):

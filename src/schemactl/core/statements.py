@@ -72,13 +72,7 @@ def concurrent_index(statement: Statement) -> ConcurrentIndex | None:
     words = statement.words
     if words[:1] != ("create",) or "concurrently" not in words[1:4]:
         return None
-    from pglast import parse_sql  # only files with such a statement pay for it
-
-    try:
-        parsed = parse_sql(statement.text)
-    except Exception:  # the server reports the syntax error when it runs
-        return None
-    node: Any = parsed[0].stmt if len(parsed) == 1 else None
+    node = _parse_one(statement)
     if type(node).__name__ != "IndexStmt" or not node.concurrent or not node.idxname:
         return None
     relation = node.relation
@@ -90,16 +84,26 @@ def copies_to_client(statement: Statement) -> bool:
     migration has nowhere to send."""
     if statement.words[:1] != ("copy",) or statement.is_copy_from_stdin:
         return False
-    from pglast import parse_sql  # only COPY statements pay for it
-
-    try:
-        parsed = parse_sql(statement.text)
-    except Exception:  # the server reports the syntax error when it runs
-        return False
-    node: Any = parsed[0].stmt if len(parsed) == 1 else None
+    node = _parse_one(statement)
     return (
         type(node).__name__ == "CopyStmt"
         and not node.is_from
         and node.filename is None
         and not node.is_program
     )
+
+
+def _parse_one(statement: Statement) -> Any:
+    """Return the statement's parse tree (pglast: the server's own parser), or
+    None when it does not parse as one statement (the server then reports it).
+
+    Imported on first use: only the few statements the rules above look into
+    pay for loading the parser.
+    """
+    from pglast import parse_sql
+
+    try:
+        parsed = parse_sql(statement.text)
+    except Exception:  # a syntax error: the server reports it when it runs
+        return None
+    return parsed[0].stmt if len(parsed) == 1 else None
