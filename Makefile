@@ -3,7 +3,7 @@
 VENV := .venv
 STAMP := $(VENV)/.installed-stamp
 
-.PHONY: demo test lint format venv clean docs bench chaos
+.PHONY: demo test lint format venv clean docs bench chaos psql-fuzz
 
 $(STAMP): pyproject.toml scripts/bootstrap-venv.sh
 	scripts/bootstrap-venv.sh $(VENV)
@@ -38,3 +38,6 @@ bench: venv
 
 chaos: venv
 	$(VENV)/bin/python bench/chaos.py "$$(scripts/ensure-postgres.sh)" $(CHAOS_ARGS)
+
+psql-fuzz: venv
+	$(VENV)/bin/python bench/psql_fuzz.py "$$(scripts/ensure-postgres.sh)" $(FUZZ_ARGS)

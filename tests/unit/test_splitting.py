@@ -189,3 +189,42 @@ def test_split_recovers_joined_statements(statements, sep):
     assert [s.text for s in found] == statements
     for original, got in zip(statements, found, strict=True):
         assert sql[got.offset : got.offset + len(original)] == original
+
+
+@pytest.mark.parametrize(
+    "sql",
+    [
+        "SELECT E''' \\'; DROP TABLE keep; --\n",
+        "SELECT 'it''; DROP TABLE keep; --\n",
+        'SELECT 1 AS "a""; DROP TABLE keep; --\n',
+    ],
+    ids=["E string", "plain string", "quoted identifier"],
+)
+def test_a_doubled_quote_never_ends_a_string(sql):
+    # psql reads '' as an escaped quote (its longest match): the string stays
+    # open, so the DROP is never a statement of its own.
+    with pytest.raises(SplitError, match="unterminated"):
+        split_statements(sql)
+
+
+@pytest.mark.parametrize(
+    "sql",
+    [
+        "COPY t FROM stdin;\n1\n\\.\n;\nSELECT 2;\n",
+        "COPY t FROM stdin;\n1\n\\.\n/* c */;\nSELECT 2;\n",
+    ],
+    ids=["lone semicolon", "comment only"],
+)
+def test_an_empty_statement_right_after_copy_data_is_refused(sql):
+    with pytest.raises(SplitError, match="more COPY data") as caught:
+        split_statements(sql)
+    assert sql[caught.value.offset] == ";"
+
+
+def test_an_empty_statement_later_is_still_skipped():
+    sql = "COPY t FROM stdin;\n1\n\\.\nSELECT 1;\n;\nSELECT 2;\n"
+    assert [s.text for s in split_statements(sql)] == [
+        "COPY t FROM stdin",
+        "SELECT 1",
+        "SELECT 2",
+    ]

@@ -72,10 +72,12 @@ _SKIP_RE = re.compile(
 )
 # Bodies, from just after the opening quote to just after the closing one.
 # standard_conforming_strings is on: only E'' strings take backslash escapes.
-_STRING_BODY = re.compile(r"[^']*(?:''[^']*)*'")
-_EXTENDED_STRING_BODY = re.compile(r"[^'\\]*(?:(?:\\.|'')[^'\\]*)*'", re.DOTALL)
+# Possessive: a doubled quote is always an escaped quote (psql's longest match),
+# never the end of one string and the start of the next.
+_STRING_BODY = re.compile(r"(?:[^']++|'')*+'")
+_EXTENDED_STRING_BODY = re.compile(r"(?:[^'\\]++|\\.|'')*+'", re.DOTALL)
 _BIT_STRING_BODY = re.compile(r"[^']*'")
-_QUOTED_IDENTIFIER_BODY = re.compile(r'[^"]*(?:""[^"]*)*"')
+_QUOTED_IDENTIFIER_BODY = re.compile(r'(?:[^"]++|"")*+"')
 _COMMENT_EDGE = re.compile(r"/\*|\*/")
 
 _STRING_BODIES = {
@@ -121,6 +123,11 @@ _WORDY_STATEMENTS: frozenset[str] = frozenset(
 )
 _COPY_END_LINE = "\\."
 _SCS = "standard_conforming_strings"
+_EMPTY_AFTER_COPY_MESSAGE = (
+    "an empty statement (a lone ';', or only a comment) right after COPY ... FROM "
+    "stdin data: psql reads the lines after it as more COPY data and drops them; "
+    "remove it"
+)
 _COPY_LINE_MESSAGE = (
     "a statement that starts after COPY ... FROM stdin on the same line must end "
     "on that line (psql would continue it after the data block)"
@@ -289,6 +296,9 @@ class _Splitter:
         # the rest of its line is read first, then the text after the data.
         self.limit = len(text)
         self.resume: int | None = None
+        # Until the next statement starts: psql 15 reads the lines after an
+        # empty statement here as more COPY data (a psql quirk).
+        self.after_copy_data = False
         # One tuple per distinct word list: a seed file of a million INSERTs
         # holds one ("insert",), not a million of them.
         self._word_lists: dict[tuple[str, ...], tuple[str, ...]] = {}
@@ -340,6 +350,8 @@ class _Splitter:
         state = self.state
         if kind == "semicolon":
             if state.start is None:
+                if self.after_copy_data:
+                    raise SplitError(_EMPTY_AFTER_COPY_MESSAGE, pos)
                 return end  # an empty statement, as psql skips it
             if state.unconfirmed_begin is not None:
                 state.confirm_begin(atomic=False)
@@ -362,6 +374,7 @@ class _Splitter:
             )
         if state.start is None:
             state.start = pos
+            self.after_copy_data = False
         if kind == "word":
             state.see_word(match.group(), pos)
             return end
@@ -439,6 +452,7 @@ class _Splitter:
         else:
             data_start = self.resume
         data, self.resume = _read_copy_data(text, data_start)
+        self.after_copy_data = True
         self.statements.append(
             Statement(statement.text, statement.offset, statement.words, data)
         )
