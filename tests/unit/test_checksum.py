@@ -2,10 +2,15 @@ from __future__ import annotations
 
 import hashlib
 
-from hypothesis import given
+from hypothesis import example, given
 from hypothesis import strategies as st
 
-from schemactl.core.checksum import UTF8_BOM, compute_checksum, normalize_bytes
+from schemactl.core.checksum import (
+    UTF8_BOM,
+    checksum_of_file,
+    compute_checksum,
+    normalize_bytes,
+)
 
 
 def test_checksum_is_lowercase_sha256_hex_of_the_bytes():
@@ -51,3 +56,16 @@ def test_normalisation_is_idempotent(data):
 def test_different_normalised_content_gives_different_checksums(a, b):
     if normalize_bytes(a) != normalize_bytes(b):
         assert compute_checksum(a) != compute_checksum(b)
+
+
+@given(st.binary(max_size=64), st.integers(min_value=1, max_value=8))
+@example(b"\xef\xbb\xbfa\r\nb", 1)
+@example(b"a\r\n\r\nb\r", 1)
+@example(b"a\r\r\nb", 2)
+@example(b"\xef\xbb", 1)
+def test_checksum_of_file_matches_the_checksum_of_its_bytes(
+    tmp_path_factory, data, chunk_size
+):
+    path = tmp_path_factory.mktemp("c") / "f.sql"
+    path.write_bytes(data)
+    assert checksum_of_file(path, chunk_size) == compute_checksum(data)

@@ -21,7 +21,7 @@ from __future__ import annotations
 
 import re
 import sys
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 _IDENT_START = "A-Za-z_\x80-\U0010ffff"  # psql: letters, _ and every byte >= 0x80
 _IDENT_CONT = _IDENT_START + "0-9$"
@@ -123,6 +123,7 @@ _WORDY_STATEMENTS: frozenset[str] = frozenset(
 )
 _COPY_END_LINE = "\\."
 _SCS = "standard_conforming_strings"
+_BLANKS = frozenset(" \t\n\r\f\v")
 _EMPTY_AFTER_COPY_MESSAGE = (
     "an empty statement (a lone ';', or only a comment) right after COPY ... FROM "
     "stdin data: psql reads the lines after it as more COPY data and drops them; "
@@ -146,14 +147,25 @@ class SplitError(Exception):
 
 @dataclass(frozen=True, slots=True)
 class Statement:
-    """One statement: its text as sent to the server and where it starts in the file."""
+    """One statement: where it stands in the file's text, its first words, and
+    the data block of a COPY ... FROM STDIN.
 
-    text: str
+    The text is a slice of the file's, made when it is sent: a seed file of a
+    million statements keeps one copy of its text, not two.
+    """
+
+    source: str = field(repr=False, compare=False)
     offset: int
+    end: int
     # Lower-cased unquoted words from the start: up to 8, or only the first
     # where later ones cannot matter (see _WORDY_STATEMENTS).
     words: tuple[str, ...] = ()
     copy_data: str | None = field(default=None)
+
+    @property
+    def text(self) -> str:
+        """Return the statement as sent to the server."""
+        return self.source[self.offset : self.end]
 
     @property
     def is_copy_from_stdin(self) -> bool:
@@ -329,9 +341,7 @@ class _Splitter:
             statement = self._make_statement(len(text))
             if state.reads_stdin and statement.words[:1] == ("copy",):
                 # At the end of the file psql sends it and has no data to give.
-                statement = Statement(
-                    statement.text, statement.offset, statement.words, ""
-                )
+                statement = replace(statement, copy_data="")
             self.statements.append(statement)
         return self.statements
 
@@ -420,9 +430,15 @@ class _Splitter:
     def _make_statement(self, end: int) -> Statement:
         state = self.state
         assert state.start is not None
+        text = self.text
+        # Trailing blanks are not sent (psql's blanks: a no-break space is not
+        # one, it would be part of a word).
+        while end > state.start and text[end - 1] in _BLANKS:
+            end -= 1
         return Statement(
-            text=self.text[state.start : end].rstrip(),
+            source=text,
             offset=state.start,
+            end=end,
             words=self._shared(tuple(state.words)),
         )
 
@@ -453,9 +469,7 @@ class _Splitter:
             data_start = self.resume
         data, self.resume = _read_copy_data(text, data_start)
         self.after_copy_data = True
-        self.statements.append(
-            Statement(statement.text, statement.offset, statement.words, data)
-        )
+        self.statements.append(replace(statement, copy_data=data))
         return semicolon + 1
 
     def _end_of_copy_line(self) -> None:

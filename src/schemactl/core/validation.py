@@ -12,8 +12,8 @@ from pathlib import Path
 
 from schemactl.core.checksum import (
     UTF8_BOM,
+    checksum_of_file,
     checksum_of_normalized,
-    compute_checksum,
 )
 from schemactl.core.directives import DIRECTIVE_RE
 from schemactl.core.discovery import normalize_and_decode, read_directives, read_source
@@ -149,7 +149,13 @@ def still_unchanged(source: ParsedSource, path: Path | str) -> ParsedSource:
     Raises:
         MigrationDirError: when the file changed or cannot be read any more.
     """
-    if compute_checksum(read_source(path)) != source.checksum:
+    try:
+        current = checksum_of_file(path)
+    except OSError as exc:
+        raise MigrationDirError(
+            f"cannot read file: {exc.strerror}", path=Path(path)
+        ) from exc
+    if current != source.checksum:
         raise MigrationDirError(
             "file changed while schemactl was running; nothing of it was applied",
             path=Path(path),

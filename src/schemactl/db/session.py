@@ -6,7 +6,7 @@ and progress reported to the observer."""
 from __future__ import annotations
 
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager, suppress
 from dataclasses import dataclass, field
 from functools import partial
@@ -343,7 +343,7 @@ class MigrationSession:
             settle(self.conn)
             raise
 
-    def _send_all(self, messages: list[_Message], source: ParsedSource) -> None:
+    def _send_all(self, messages: Iterable[_Message], source: ParsedSource) -> None:
         progress = self.progress
         assert progress is not None
         with self.conn.cursor() as cur:
@@ -746,44 +746,40 @@ def no_transaction_state(progress: FileProgress) -> str:
     )
 
 
-def _statement_messages(source: ParsedSource, *, batch: bool = True) -> list[_Message]:
-    # (batch=False forces one statement per message; see _BATCH_THRESHOLD.)
-    """Return the messages of a transactional file: BEGIN glued onto the first,
-    so a one-statement migration costs one round trip before its bookkeeping;
-    consecutive statements together, within the batch limits (batch=False:
-    one statement per message).
+def _statement_messages(
+    source: ParsedSource, *, batch: bool = True
+) -> Iterator[_Message]:
+    """Yield the messages of a transactional file, one at a time (a seed file's
+    messages are never all in memory): BEGIN glued onto the first, so a
+    one-statement migration costs one round trip before its bookkeeping;
+    consecutive statements together in a large file, within the batch limits
+    (batch=False: one statement per message; see _BATCH_THRESHOLD).
 
     COPY FROM STDIN needs the copy protocol: it is a message of its own (and
     BEGIN is then sent alone when it comes first).
     """
-    messages: list[_Message] = []
+    large = len(source.statements) > _BATCH_THRESHOLD
+    limit = _BATCH_STATEMENTS if batch and large else 1
     texts: list[str] = [_BEGIN]
     parts: list[_Part] = []
     size = len(_BEGIN)
-
-    def close() -> None:
-        nonlocal texts, parts, size
-        if parts or texts:
-            messages.append(_Message("".join(texts), tuple(parts)))
-        texts, parts, size = [], [], 0
-
-    large = len(source.statements) > _BATCH_THRESHOLD
-    limit = _BATCH_STATEMENTS if batch and large else 1
     for number, statement in enumerate(source.statements, start=1):
+        full = parts and (len(parts) >= limit or size >= _BATCH_CHARACTERS)
+        if statement.is_copy_from_stdin or full:
+            if parts or texts:
+                yield _Message("".join(texts), tuple(parts))
+            texts, parts, size = [], [], 0
         if statement.is_copy_from_stdin:
-            close()
-            messages.append(_Message(statement.text, (_Part(number, statement, 0),)))
+            yield _Message(statement.text, (_Part(number, statement, 0),))
             continue
-        if parts and (len(parts) >= limit or size >= _BATCH_CHARACTERS):
-            close()
         if parts:
             texts.append(_SEPARATOR)
             size += len(_SEPARATOR)
         parts.append(_Part(number, statement, size))
         texts.append(statement.text)
         size += len(statement.text)
-    close()
-    return messages
+    if parts or texts:
+        yield _Message("".join(texts), tuple(parts))
 
 
 def _send(cur: psycopg.Cursor[Any], message: _Message) -> None:
