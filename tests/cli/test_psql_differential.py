@@ -36,10 +36,11 @@ What counts as agreement:
   rejected it (an ``unterminated ...`` refusal); or the server's lexer reports the
   same error; or the refusal names what makes psql read the file unlike its SQL
   and the run shows it: a change of standard_conforming_strings, a BEGIN psql
-  counted as a function body, a statement psql continued after COPY data, an
-  empty statement right after COPY data.
-- When the server refused a COPY FROM STDIN, psql reads its data as SQL, but a
-  real run stops at that error: the file is compared up to that statement.
+  counted as a function body, a statement psql continued after COPY data, a
+  statement right after COPY data that makes psql skip lines (_skips_after_copy).
+- When the server refused a COPY FROM STDIN, a real run stops at that error
+  (psql 15.20 then skips the data; older ones ran it as SQL): the file is
+  compared up to that statement.
 
 Files are run with ``-v ON_ERROR_STOP=0`` (every statement is seen) and
 ``ON_ERROR_ROLLBACK=on`` (an error inside a transaction the file opened does not
@@ -325,8 +326,9 @@ class PsqlDiffer:
         path.write_bytes(data)
         listener = socket.create_server(("127.0.0.1", 0))
         port = listener.getsockname()[1]
+        # A dot cannot be in a name: no value is a prefix of another one.
         variables = {
-            name: f"psqldiffvar_{name}"
+            name: f"psqldiffvar.{name}."
             for name in (*CUSTOM_VARIABLES, *_REFERENCED_NAME_RE.findall(text))
             if name not in _PSQL_OWN_VARIABLES
         }
@@ -967,8 +969,8 @@ def _excused(
     The server's lexer rejects the text psql sent the same way (an unterminated
     quote), or the refusal names what makes psql read the file unlike its SQL: a
     change of standard_conforming_strings, a BEGIN psql counts as a function body,
-    a statement psql continues after COPY data, an empty statement right after
-    COPY data.
+    a statement psql continues after COPY data, a statement right after COPY
+    data that makes psql skip lines.
     """
     prefix = error.message.split(" at or near ")[0]
     # psql sent the rest of the file at its end, still inside that quote or
@@ -988,16 +990,25 @@ def _excused(
         return "standard_conforming_strings" in raw.lower()
     if "begin" in lowered and reading.counts_begin:
         return True
-    if "empty" in lowered and _empty_after_copy(run):
-        return True
-    return "copy" in lowered and (reading.continued or _empty_after_copy(run))
+    return "copy" in lowered and (reading.continued or _skips_after_copy(run))
 
 
-def _empty_after_copy(run: PsqlRun) -> bool:
-    """psql 15 reads the lines after an empty query that directly follows COPY
-    data as more COPY data, up to a \\. line, and drops them."""
+_STARTS_WITH_WORD_RE = re.compile(
+    r"(?:\s|--[^\n]*\n|/\*.*?\*/)*[A-Za-z_\x80-\U0010ffff]", re.DOTALL
+)
+
+
+def _skips_after_copy(run: PsqlRun) -> bool:
+    """psql 15.20 skips the inline data of a COPY FROM STDIN the server refused
+    (the CVE-2026-6464 fix: it spots such a COPY in its lexer). It also takes the
+    statement right after COPY data for one when that statement does not start
+    with a word (`;`, `(`, a quote, a number, `$`): the server then asks for no
+    data, and psql drops the lines after it up to a \\. line or the end of the
+    file, silently."""
     return any(
-        first.copy_in and second.empty
+        first.copy_in
+        and not second.copy_in
+        and not _STARTS_WITH_WORD_RE.match(second.text)
         for first, second in zip(run.queries, run.queries[1:], strict=False)
     )
 
@@ -1049,8 +1060,9 @@ def _check_refusal(
 def _refused_copy(raw: str, run: PsqlRun) -> tuple[str, PsqlRun] | None:
     """The file and the run up to the first COPY FROM STDIN the server refused.
 
-    psql then reads the data block as SQL, but a real run stops at that error
-    (ON_ERROR_STOP, or migrate's one transaction): nothing after it matters.
+    A real run stops at that error (ON_ERROR_STOP, or migrate's one
+    transaction): nothing after it matters. (psql 15.20 skips the data block
+    then; older versions read it as SQL.)
     """
     for number, query in enumerate(run.queries):
         if query.copy_in or not query.errors or not _COPY_STDIN_RE.search(query.text):
@@ -1086,14 +1098,14 @@ def _refused_copy(raw: str, run: PsqlRun) -> tuple[str, PsqlRun] | None:
 def compare(data: bytes, run: PsqlRun, *, strict: bool = False) -> Disagreement | None:
     """Return how schemactl reads data differently from psql, or None."""
     found = _compare(data, run, strict=strict)
-    if found is not None and _empty_after_copy(run):
+    if found is not None and _skips_after_copy(run):
         # One cause, whatever it looks like: psql dropped lines (see
-        # _empty_after_copy). Grouped apart so that it hides no other finding.
-        kind = "after-copy-empty-statement"
+        # _skips_after_copy). Grouped apart so that it hides no other finding.
+        kind = "psql-skips-lines-after-copy"
         return Disagreement(
             kind,
-            f"psql dropped lines after an empty statement "
-            f"that follows COPY data; {found}",
+            "psql dropped the lines after the statement that follows COPY data "
+            f"(it does not start with a word); {found}",
             kind,
         )
     return found
@@ -1457,6 +1469,8 @@ def assert_agrees(differ: PsqlDiffer, data: bytes, *, strict: bool = False) -> N
 # Hand-written cases schemactl reads differently from psql today. Each still
 # asserts psql's behaviour; the lead removes the mark with the fix.
 KNOWN_DISAGREEMENTS: dict[str, str] = {
+    "number-glued-to-begin": "schemactl counts the begin of 2begin; psql 15 reads "
+    "2b as one (junk) token and no BEGIN",
     # Whitespace and comments only: the server runs the same statements.
     "leading-block-comment-is-sent": "schemactl drops a comment before a statement's "
     "first token; psql sends it",
@@ -1501,7 +1515,7 @@ def test_the_oracle_sees_meta_commands_variables_and_copy_data(differ):
     )
     run = differ.run_psql(data)
     assert [q.text for q in run.queries] == [
-        "SELECT 'psqldiffvar_foo';",
+        "SELECT 'psqldiffvar.foo.';",
         "COPY t FROM stdin;",
         "SELECT 2;",
     ]
@@ -1554,6 +1568,12 @@ def test_generated_file_reads_like_psql(differ, data):
     assert_agrees(differ, data)
 
 
+@pytest.mark.xfail(
+    bool(DISAGREEING_CASES),
+    strict=True,
+    reason="pinned cases disagree today: "
+    + ", ".join(case.id for case in DISAGREEING_CASES),
+)
 @FUZZ_SETTINGS
 @_pin(DISAGREEING_CASES)
 @given(data=sql_files())

@@ -179,14 +179,25 @@ CASES: tuple[Case, ...] = (
     Case(
         "copy-then-empty-statement",
         "COPY t FROM stdin;\n1\tx\n\\.\n;\nSELECT 2;\nSELECT 3;\n",
-        "psql 15 reads the lines after an empty statement that directly follows COPY "
-        "data as more COPY data and drops them: here the rest of the file (exit 0)",
+        "psql 15.20 takes an empty statement right after COPY data for another COPY "
+        "FROM STDIN and drops the lines after it: here the rest of the file (exit 0)",
     ),
     Case(
         "copy-then-empty-statement-skips-to-the-next-end-marker",
         "COPY t FROM stdin;\n\\.\n;\nSELECT 2;\n\\.\nSELECT 3;\n",
         "psql reads the lines after that empty statement as COPY data up to the next "
         "\\. line and drops them: SELECT 2 never runs, SELECT 3 does",
+    ),
+    Case(
+        "copy-then-statement-in-parentheses",
+        "COPY t FROM stdin;\n1\tx\n\\.\n(SELECT 1);\nCREATE TABLE psqldiff_skipped ();\n",
+        "the same for any statement that does not start with a word: psql runs the "
+        "SELECT, then drops the CREATE TABLE",
+    ),
+    Case(
+        "copy-refused-by-the-server",
+        "COPY nosuch FROM stdin;\nSELECT 1;\n\\.\nSELECT 2;\n",
+        "psql 15.20 skips the data of a COPY the server refused; the run stops there",
     ),
     Case(
         "copy-then-comment-only-statement",
@@ -239,6 +250,12 @@ CASES: tuple[Case, ...] = (
         "CREATE FUNCTION psqldiff_j(begin int) RETURNS int LANGUAGE sql RETURN begin;\n"
         "SELECT 8;\n",
         "begin in parentheses is not counted, begin after RETURN is",
+    ),
+    Case(
+        "number-glued-to-begin",
+        "CREATE FUNCTION psqldiff_k() RETURNS int LANGUAGE sql RETURN 2begin;\nSELECT 2;\n",
+        "psql 15 lexes a number with a letter right after it as one token (trailing "
+        "junk): this begin is no word, psql counts no BEGIN and ends at the ;",
     ),
     Case(
         "words-begin-end-case-atomic",

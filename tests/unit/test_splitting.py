@@ -216,7 +216,7 @@ def test_a_doubled_quote_never_ends_a_string(sql):
     ids=["lone semicolon", "comment only"],
 )
 def test_an_empty_statement_right_after_copy_data_is_refused(sql):
-    with pytest.raises(SplitError, match="more COPY data") as caught:
+    with pytest.raises(SplitError, match="as more COPY data") as caught:
         split_statements(sql)
     assert sql[caught.value.offset] == ";"
 
@@ -228,3 +228,10 @@ def test_an_empty_statement_later_is_still_skipped():
         "SELECT 1",
         "SELECT 2",
     ]
+
+
+def test_a_statement_after_copy_data_must_start_with_a_word():
+    sql = "COPY t FROM stdin;\n1\n\\.\n(SELECT 1);\nSELECT 2;\n"
+    with pytest.raises(SplitError, match="must start with a word") as caught:
+        split_statements(sql)
+    assert sql[caught.value.offset] == "("

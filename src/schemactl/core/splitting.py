@@ -125,9 +125,9 @@ _COPY_END_LINE = "\\."
 _SCS = "standard_conforming_strings"
 _BLANKS = frozenset(" \t\n\r\f\v")
 _EMPTY_AFTER_COPY_MESSAGE = (
-    "an empty statement (a lone ';', or only a comment) right after COPY ... FROM "
-    "stdin data: psql reads the lines after it as more COPY data and drops them; "
-    "remove it"
+    "the statement right after COPY ... FROM stdin data must start with a word: "
+    "psql 15 reads the lines after an empty statement, or one that starts with "
+    "'(', a quote, a number or '$', as more COPY data and drops them"
 )
 _COPY_LINE_MESSAGE = (
     "a statement that starts after COPY ... FROM stdin on the same line must end "
@@ -383,6 +383,8 @@ class _Splitter:
                 pos,
             )
         if state.start is None:
+            if self.after_copy_data and kind != "word":
+                raise SplitError(_EMPTY_AFTER_COPY_MESSAGE, pos)
             state.start = pos
             self.after_copy_data = False
         if kind == "word":
