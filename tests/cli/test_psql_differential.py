@@ -1469,8 +1469,6 @@ def assert_agrees(differ: PsqlDiffer, data: bytes, *, strict: bool = False) -> N
 # Hand-written cases schemactl reads differently from psql today. Each still
 # asserts psql's behaviour; the lead removes the mark with the fix.
 KNOWN_DISAGREEMENTS: dict[str, str] = {
-    "number-glued-to-begin": "schemactl counts the begin of 2begin; psql 15 reads "
-    "2b as one (junk) token and no BEGIN",
     # Whitespace and comments only: the server runs the same statements.
     "leading-block-comment-is-sent": "schemactl drops a comment before a statement's "
     "first token; psql sends it",

@@ -235,3 +235,9 @@ def test_a_statement_after_copy_data_must_start_with_a_word():
     with pytest.raises(SplitError, match="must start with a word") as caught:
         split_statements(sql)
     assert sql[caught.value.offset] == "("
+
+
+def test_a_letter_glued_to_a_number_is_no_word():
+    # psql reads 2b as one (junk) token: this begin opens no function body.
+    sql = "CREATE FUNCTION k() RETURNS int LANGUAGE sql RETURN 2begin;\nSELECT 2;\n"
+    assert len(split_statements(sql)) == 2

@@ -29,7 +29,8 @@ _VARIABLE_CHARS = "A-Za-z_0-9\x80-\U0010ffff"
 
 # One token at a time, tried in this order at the current offset. Strings,
 # quoted identifiers, dollar quotes and block comments only have their opening
-# matched here; their bodies are found by the patterns below.
+# matched here; their bodies are found by the patterns below. A number takes one
+# letter glued to it, as psql's "junk" rules do (2begin holds no BEGIN).
 _TOKEN_RE = re.compile(
     rf"""
     (?P<space>[ \t\n\r\f\v]+)
@@ -40,7 +41,7 @@ _TOKEN_RE = re.compile(
   | (?P<string>(?:[nN]|[uU]&)?')
   | (?P<quoted_identifier>(?:[uU]&)?")
   | (?P<dollar_quote>\$(?:[{_IDENT_START}][{_IDENT_START}0-9]*)?\$)
-  | (?P<number>[0-9]+(?:\.[0-9]*)?(?:[eE][+-]?[0-9]*)?)
+  | (?P<number>[0-9]+(?:\.[0-9]*)?(?:[eE][+-]?[0-9]*)?[{_IDENT_START}]?)
   | (?P<word>[{_IDENT_START}][{_IDENT_CONT}]*)
   | (?P<typecast>::)
   | (?P<variable>:(?:[{_VARIABLE_CHARS}]+|'[{_VARIABLE_CHARS}]+'
