@@ -17,55 +17,36 @@ from schemactl.db.connection import (
     connect,
     describe_connection,
     describe_target,
-    is_connection_lost,
-    phase,
     refuse_read_only,
-    session_options,
 )
 from schemactl.db.history import (
     ensure_history_table,
-    flush_commits,
-    history_table_ddl,
     history_table_exists,
     read_history,
     realign_checksums,
     record_baseline,
 )
 from schemactl.db.lock import (
-    BlockerWatch,
-    MigrationLock,
     advisory_lock_key,
-    find_lock_holder,
     migration_lock,
     wait_for_advisory_lock,
-    watch_interval,
 )
-from schemactl.db.session import FileProgress, MigrationSession, no_transaction_state
+from schemactl.db.session import MigrationSession, no_transaction_state
 
 __all__ = [
-    "BlockerWatch",
     "Connection",
-    "FileProgress",
-    "MigrationLock",
     "MigrationSession",
     "advisory_lock_key",
     "connect",
     "describe_connection",
     "describe_target",
     "ensure_history_table",
-    "find_lock_holder",
-    "flush_commits",
-    "history_table_ddl",
     "history_table_exists",
-    "is_connection_lost",
     "migration_lock",
     "no_transaction_state",
-    "phase",
     "read_history",
     "realign_checksums",
     "record_baseline",
     "refuse_read_only",
-    "session_options",
     "wait_for_advisory_lock",
-    "watch_interval",
 ]
