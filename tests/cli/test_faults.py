@@ -942,3 +942,32 @@ def test_a_file_edited_while_the_runner_waits_for_the_lock_is_refused(
     assert db.execute(
         "SELECT to_regclass('b_old') IS NULL AND to_regclass('b_new') IS NULL"
     ).fetchone() == (True,)
+
+
+def test_a_second_signal_during_the_clean_up_aborts_at_once(
+    database_url, sql_dir, db, blocker
+):
+    db.execute("CREATE TABLE u (x int)")
+    blocker.execute("INSERT INTO u VALUES (1)")  # the build waits for this writer
+    sql_dir.write(
+        {
+            "001_ix.sql": "-- schemactl:no-transaction\n"
+            "CREATE INDEX CONCURRENTLY u_x ON u (x);\n"
+        }
+    )
+    proc = start(database_url, sql_dir, "migrate", "--table-lock-timeout", "0")
+    try:
+        wait_for(db, RUNNER_RUNNING, "CREATE INDEX CONCURRENTLY%")
+        proc.send_signal(signal.SIGINT)
+        # The clean-up drops the INVALID index, and waits for the same writer.
+        wait_for(db, RUNNER_RUNNING, "DROP INDEX CONCURRENTLY%")
+        proc.send_signal(signal.SIGINT)
+        _, err = finish(proc)
+    finally:
+        finish(proc)
+    assert proc.returncode == 130, err
+    assert_no_traceback(err)
+    assert err.splitlines()[-1].startswith("aborted: second signal during clean-up")
+    blocker.rollback()
+    wait_for(db, NO_RUNNER_LEFT)
+    assert advisory_locks(db) == 0
