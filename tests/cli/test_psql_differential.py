@@ -578,6 +578,11 @@ def _server_scan(text: str) -> tuple[list[Any], str | None]:
 
 
 _HEAD_WORDS = frozenset({"create", "function", "procedure", "or", "replace"})
+_LOOSE_BEGIN_RE = re.compile(
+    r"\s*create\s+(?:or\s+replace\s+)?(?:function|procedure)\b"
+    r".*\bbegin\b(?!\s+atomic\b)",
+    re.IGNORECASE | re.DOTALL,
+)
 
 
 def _counts_begin(query: SentQuery) -> bool:
@@ -591,9 +596,10 @@ def _counts_begin(query: SentQuery) -> bool:
     text = query.text
     try:
         tokens = list(parser.scan(text))
-    except parser.ParseError as exc:
-        at = exc.args[1] if len(exc.args) > 1 and isinstance(exc.args[1], int) else 0
-        tokens = list(parser.scan(text[:at])) if at else []
+    except parser.ParseError:
+        # The server's lexer differs from psql's here (an E'' string continued
+        # across a newline keeps its escapes for the server only): a plain look.
+        return bool(_LOOSE_BEGIN_RE.match(text))
     head = ["", "", "", ""]
     words = 0
     depth = 0
@@ -787,7 +793,10 @@ def read_like_psql(raw: str, run: PsqlRun) -> _Reading:
     counts_begin = any(_counts_begin(q) for q in run.queries)
     fallback = _read_from_output(raw, run, counts_begin=counts_begin)
     alignment = _align(raw, run)
-    if alignment is None or (fallback.reasons and not alignment.spots):
+    # An alignment accounts for every query; only what psql printed or the
+    # values it sent can contradict it.
+    printed = [k for k in fallback.kinds if k != "text not in the file"]
+    if alignment is None or (printed and not alignment.spots):
         return fallback
     open_tail = None
     if last is not None and last.errors and alignment.ends[-1] >= len(raw.rstrip()):
@@ -993,9 +1002,7 @@ def _excused(
     return "copy" in lowered and (reading.continued or _skips_after_copy(run))
 
 
-_STARTS_WITH_WORD_RE = re.compile(
-    r"(?:\s|--[^\n]*\n|/\*.*?\*/)*[A-Za-z_\x80-\U0010ffff]", re.DOTALL
-)
+_WORD_START_RE = re.compile(r"[A-Za-z_\x80-\U0010ffff]")
 
 
 def _skips_after_copy(run: PsqlRun) -> bool:
@@ -1008,7 +1015,7 @@ def _skips_after_copy(run: PsqlRun) -> bool:
     return any(
         first.copy_in
         and not second.copy_in
-        and not _STARTS_WITH_WORD_RE.match(second.text)
+        and not _WORD_START_RE.match(_strip_leading_comments(second.text))
         for first, second in zip(run.queries, run.queries[1:], strict=False)
     )
 
