@@ -580,7 +580,7 @@ def _server_scan(text: str) -> tuple[list[Any], str | None]:
 _HEAD_WORDS = frozenset({"create", "function", "procedure", "or", "replace"})
 _LOOSE_BEGIN_RE = re.compile(
     r"\s*create\s+(?:or\s+replace\s+)?(?:function|procedure)\b"
-    r".*\bbegin\b(?!\s+atomic\b)",
+    r".*\bbegin\b(?!\s+atomic(?![\w$]))",
     re.IGNORECASE | re.DOTALL,
 )
 
