@@ -116,18 +116,22 @@ def run_cli(database_url: str, sql_dir: MigrationDir) -> Any:
     return invoke
 
 
-def run_subprocess(
-    *args: str, database_url: str, sql_dir: MigrationDir, timeout: float = 60
-) -> subprocess.CompletedProcess[str]:
-    """Run ``python -m schemactl`` as a separate process (real exit codes, pipes)."""
-    env = {
+def runner_env(database_url: str, sql_dir: MigrationDir) -> dict[str, str]:
+    """The environment of a real ``schemactl`` process on the test database."""
+    return {
         **os.environ,
         "DATABASE_URL": database_url,
         "SCHEMACTL_DIR": str(sql_dir.path),
     }
+
+
+def run_subprocess(
+    *args: str, database_url: str, sql_dir: MigrationDir, timeout: float = 60
+) -> subprocess.CompletedProcess[str]:
+    """Run ``python -m schemactl`` as a separate process (real exit codes, pipes)."""
     return subprocess.run(
         [sys.executable, "-m", "schemactl", *args],
-        env=env,
+        env=runner_env(database_url, sql_dir),
         capture_output=True,
         text=True,
         timeout=timeout,

@@ -14,9 +14,7 @@ from schemactl.core.discovery import discover_migrations, list_file_names
 from schemactl.core.model import MigrationFile
 from schemactl.core.scaffold import create_migration_files, plan_new_files
 from schemactl.core.script import render_script
-from schemactl.core.splitting import position_to_line_column
-from schemactl.core.validation import ParsedSource, load_source
-from schemactl.errors import MigrationDirError
+from schemactl.core.validation import ParsedSource, load_source, statement_error
 
 
 def new_migration(directory: Path, name: str, *, with_down: bool = False) -> list[Path]:
@@ -63,13 +61,12 @@ def sql_script(settings: Settings, *, target: int | None = None) -> Iterator[str
 def _refuse_inline_copy(migration: MigrationFile, source: ParsedSource) -> None:
     for statement in source.statements:
         if statement.is_copy_from_stdin:
-            line, column = position_to_line_column(source.text, statement.offset)
-            raise MigrationDirError(
+            raise statement_error(
+                source.text,
+                statement,
+                migration.path,
                 "COPY ... FROM stdin data cannot go into the psql script: psql "
                 "reads inline data even where the script skips an applied file",
-                path=migration.path,
-                line=line,
-                column=column,
                 hint=f"apply this file with `schemactl migrate` or "
                 f"`psql -v ON_ERROR_STOP=1 -f {migration.path}`",
             )

@@ -8,7 +8,6 @@ running) or for a line the runner prints.
 
 from __future__ import annotations
 
-import os
 import signal
 import subprocess
 import sys
@@ -22,7 +21,7 @@ import pytest
 
 from schemactl.config import parse_table_name
 from schemactl.db import advisory_lock_key
-from tests.conftest import run_subprocess
+from tests.conftest import run_subprocess, runner_env
 
 TABLE = parse_table_name("schema_migrations")
 BARRIER_TIMEOUT = 30.0
@@ -30,14 +29,9 @@ BARRIER_TIMEOUT = 30.0
 
 def start(database_url: str, sql_dir: Any, *args: str) -> subprocess.Popen[str]:
     """Start `schemactl ARGS` as a real process with piped output."""
-    env = {
-        **os.environ,
-        "DATABASE_URL": database_url,
-        "SCHEMACTL_DIR": str(sql_dir.path),
-    }
     return subprocess.Popen(
         [sys.executable, "-m", "schemactl", *args],
-        env=env,
+        env=runner_env(database_url, sql_dir),
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         text=True,
@@ -66,6 +60,16 @@ SELECT pid FROM pg_stat_activity
 WHERE datname = current_database() AND application_name = 'schemactl'
   AND state = 'active' AND query LIKE %s
 """
+
+
+def wait_until_gone(db: psycopg.Connection[Any], pid: int) -> None:
+    """Poll until the backend pid has ended (a barrier on server state)."""
+    wait_for(
+        db,
+        "SELECT 1 WHERE NOT EXISTS (SELECT FROM pg_stat_activity WHERE pid = %s)",
+        pid,
+    )
+
 
 NO_RUNNER_LEFT = """
 SELECT 1 WHERE NOT EXISTS (
@@ -151,11 +155,7 @@ def test_a_killed_runner_never_commits_its_migration_later(
         proc.wait()
         # Still blocked, the server notices its client is gone and ends the
         # backend (client_connection_check_interval): no statement runs on.
-        wait_for(
-            db,
-            "SELECT 1 WHERE NOT EXISTS (SELECT FROM pg_stat_activity WHERE pid = %s)",
-            waiting,
-        )
+        wait_until_gone(db, waiting)
     finally:
         finish(proc)
     blocker.rollback()
@@ -669,11 +669,7 @@ def test_a_file_that_resets_all_still_never_commits_after_its_runner_died(
         proc.wait()
         # The client check survived the file's RESET ALL: the backend ends
         # while the blocker still holds the lock.
-        wait_for(
-            db,
-            "SELECT 1 WHERE NOT EXISTS (SELECT FROM pg_stat_activity WHERE pid = %s)",
-            waiting,
-        )
+        wait_until_gone(db, waiting)
     finally:
         finish(proc)
     blocker.rollback()

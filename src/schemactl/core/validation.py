@@ -100,13 +100,12 @@ def _check_no_copy_to_client(
 ) -> None:
     for statement in statements:
         if copies_to_client(statement):
-            line, column = position_to_line_column(text, statement.offset)
-            raise MigrationDirError(
+            raise statement_error(
+                text,
+                statement,
+                path,
                 "COPY ... TO STDOUT sends rows to the client, and a migration has "
                 "nowhere to put them (psql -f would print them)",
-                path=Path(path),
-                line=line,
-                column=column,
                 hint="write to a server file (COPY ... TO 'file') or remove it",
             )
 
@@ -114,30 +113,43 @@ def _check_no_copy_to_client(
 def _check_transactional(
     text: str, statements: list[Statement], path: Path | str
 ) -> None:
-    # Lines and columns are counted for the offending statement only: counting
-    # them for every statement would make a large file quadratic.
     for statement in statements:
         refused = refuses_transaction(statement)
         if refused is not None:
-            line, column = position_to_line_column(text, statement.offset)
-            raise MigrationDirError(
+            raise statement_error(
+                text,
+                statement,
+                path,
                 f"{refused} cannot run inside a transaction",
-                path=Path(path),
-                line=line,
-                column=column,
                 hint="add '-- schemactl:no-transaction' at the top of the file",
             )
         if controls_transaction(statement):
-            line, column = position_to_line_column(text, statement.offset)
-            raise MigrationDirError(
+            raise statement_error(
+                text,
+                statement,
+                path,
                 "transaction control statement in a transactional migration: "
                 "schemactl already runs each file in its own transaction",
-                path=Path(path),
-                line=line,
-                column=column,
                 hint="remove BEGIN/COMMIT, or add '-- schemactl:no-transaction' "
                 "at the top of the file",
             )
+
+
+def statement_error(
+    text: str,
+    statement: Statement,
+    path: Path | str,
+    message: str,
+    *,
+    hint: str | None = None,
+) -> MigrationDirError:
+    """Return the error refusing a statement, at its FILE:LINE:COLUMN (counted
+    for this statement only: counting for every statement would make a large
+    file quadratic)."""
+    line, column = position_to_line_column(text, statement.offset)
+    return MigrationDirError(
+        message, path=Path(path), line=line, column=column, hint=hint
+    )
 
 
 def still_unchanged(source: ParsedSource, path: Path | str) -> ParsedSource:
