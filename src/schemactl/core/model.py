@@ -1,4 +1,10 @@
-"""Values shared by the core, the database layer and the CLI. Stdlib only."""
+"""Values shared by the core, the database layer and the CLI. Stdlib only.
+
+The records built once per file or per history row (MigrationFile, HistoryRow,
+StatusEntry) are NamedTuples: immutable like a frozen dataclass, and built in a
+third of the time (a frozen dataclass sets each field through
+``object.__setattr__``), which `status` on 10,000 files pays 30,000 times.
+"""
 
 from __future__ import annotations
 
@@ -7,10 +13,10 @@ from dataclasses import dataclass
 from datetime import datetime
 from enum import StrEnum
 from pathlib import Path
+from typing import NamedTuple
 
 
-@dataclass(frozen=True, slots=True)
-class MigrationFile:
+class MigrationFile(NamedTuple):
     """An up migration file on disk; its text is re-read when it runs.
 
     Locations are plain strings: building a Path per file costs more than reading
@@ -40,8 +46,7 @@ class MigrationFile:
         return os.path.basename(self.location)  # noqa: PTH119 - strings: see above
 
 
-@dataclass(frozen=True, slots=True)
-class HistoryRow:
+class HistoryRow(NamedTuple):
     """One row of the history table."""
 
     version: int
@@ -69,8 +74,7 @@ DRIFT_STATES: frozenset[State] = frozenset(
 )
 
 
-@dataclass(frozen=True, slots=True)
-class StatusEntry:
+class StatusEntry(NamedTuple):
     """One version seen from both sides: its file (if any) and its history row."""
 
     version: int

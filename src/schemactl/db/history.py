@@ -76,7 +76,7 @@ def read_history(conn: Connection, table: TableName) -> list[HistoryRow]:
     ).format(table_sql(table))
     try:
         with conn.cursor() as cur:
-            return [HistoryRow(*row) for row in cur.execute(query)]
+            return list(map(HistoryRow._make, cur.execute(query).fetchall()))
     except psycopg.errors.LockNotAvailable:
         holders = _table_lock_holders(conn, table)
         raise TableLockTimeout(
