@@ -8,6 +8,8 @@ import sys
 
 import pytest
 
+from tests.conftest import run_subprocess
+
 PROBE = """
 import json, sys
 from schemactl.cli import cli
@@ -55,3 +57,47 @@ def test_piped_status_loads_neither_rich_nor_the_parser(database_url, sql_dir):
     sql_dir.write({"001_a.sql": "SELECT 1;"})
     loaded = loaded_modules("status", "-d", database_url, "--dir", str(sql_dir.path))
     assert loaded == {"psycopg": True, "rich": False, "pglast": False}
+
+
+def test_console_entry_flushes_all_output_and_keeps_the_exit_code(
+    database_url, sql_dir
+):
+    # The entry ends the process with os._exit: everything written must still
+    # arrive through the pipe, and each exit code must be the command's own.
+    files = 3000
+    sql_dir.write({f"{v:04d}_m{v}.sql": "SELECT 1;" for v in range(1, files + 1)})
+    done = run_subprocess("status", database_url=database_url, sql_dir=sql_dir)
+    assert done.returncode == 0, done.stderr
+    lines = done.stdout.splitlines()
+    assert len(lines) == files + 2  # header, one line per file, the summary
+    assert lines[-2].split() == [str(files), f"m{files}", "pending"]
+
+    applied = run_subprocess("migrate", database_url=database_url, sql_dir=sql_dir)
+    assert applied.returncode == 0, applied.stderr
+    assert applied.stdout.splitlines()[-1].startswith(f"applied {files} migrations")
+
+    sql_dir.write({"0001_m1.sql": "SELECT 2;"})  # edited after it was applied
+    refused = run_subprocess("migrate", database_url=database_url, sql_dir=sql_dir)
+    assert refused.returncode == 1, refused.stderr  # drift: nothing applied
+    assert "checksum mismatch" in refused.stderr
+
+
+def test_console_entry_keeps_the_usage_error_exit_code(tmp_path):
+    done = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "schemactl",
+            "new",
+            "x",
+            "--dir",
+            str(tmp_path / "missing" / "deep"),
+            "--bad-option",
+        ],
+        capture_output=True,
+        text=True,
+        check=False,
+        timeout=60,
+    )
+    assert done.returncode == 2
+    assert "Traceback" not in done.stderr
