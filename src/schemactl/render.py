@@ -252,8 +252,8 @@ def _status_rows(report: StatusReport) -> list[tuple[str, str, str, str]]:
         (
             str(e.version),
             e.name,
-            str(e.state),
-            e.applied_at.isoformat(" ", "seconds") if e.applied_at else "",
+            e.state.value,
+            e.row.applied_at.isoformat(" ", "seconds") if e.row is not None else "",
         )
         for e in report.entries
     ]
@@ -265,18 +265,18 @@ def render_status(report: StatusReport, out: Output) -> None:
     if rows and out.is_terminal:
         _print_status_table(report, rows, out.console)
     elif rows:
-        widths = [max(len(r[i]) for r in [STATUS_COLUMNS, *rows]) for i in range(3)]
-        lines = [
-            "  ".join(
-                cell.ljust(width) for cell, width in zip(row, widths, strict=False)
-            )
-            + "  "
-            + row[3]
-            for row in [STATUS_COLUMNS, *rows]
-        ]
-        out.stream.write("\n".join(line.rstrip() for line in lines) + "\n")
+        out.stream.write(_aligned([STATUS_COLUMNS, *rows]))
     out.line(
         f"{report.table}: database at version {format_version(report.current_version)}"
+    )
+
+
+def _aligned(rows: list[tuple[str, str, str, str]]) -> str:
+    """Return the rows as plain text, the first three columns padded to their
+    widest cell (one format per line: status on 10,000 files)."""
+    w0, w1, w2 = (max(len(row[i]) for row in rows) for i in range(3))
+    return "".join(
+        f"{a:<{w0}}  {b:<{w1}}  {c:<{w2}}  {d}".rstrip() + "\n" for a, b, c, d in rows
     )
 
 
