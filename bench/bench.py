@@ -1,10 +1,17 @@
-"""Benchmark schemactl against the psql floor and its peers (dbmate, yoyo).
+"""Benchmark schemactl against its floors and its peers (dbmate, yoyo).
 
-Usage: python bench/bench.py SERVER_URL [--rounds N] [--peers/--no-peers]
+Usage: python bench/bench.py SERVER_URL [--rounds N] [--no-peers] [--seed-mb N]
+
+schemactl is measured as users install it: a regular (not editable) `pip install`
+of this checkout into its own virtual environment (build/bench-venv), where pip
+byte-compiles every module; the benchmark checks that each module has its
+bytecode before it starts. Two floors: `psql` doing the same work (migrations),
+and a Python process of that environment that imports psycopg, connects and runs
+`select 1`, which no Python client can avoid (short commands).
 
 Builds every workload deterministically in a temporary directory, runs the tools
 interleaved for several rounds (a fresh database for every timed migrate), checks
-that each run produced the expected schema before counting it, and prints min and
+that each run produced the expected result before counting it, and prints min and
 median wall time with the ratio of medians to the floor, plus schemactl's peak RSS.
 This is a benchmark, not a test: nothing here asserts a timing.
 """
@@ -12,7 +19,6 @@ This is a benchmark, not a test: nothing here asserts a timing.
 from __future__ import annotations
 
 import argparse
-import compileall
 import os
 import platform
 import re
@@ -31,10 +37,15 @@ from psycopg import sql
 from psycopg.conninfo import conninfo_to_dict, make_conninfo
 
 ROOT = Path(__file__).resolve().parent.parent
-BIN = Path(sys.executable).parent
+BIN = Path(sys.executable).parent  # the peers (dbmate, yoyo) and psycopg for set-up
+BENCH_VENV = ROOT / "build" / "bench-venv"  # schemactl as users install it
+SCHEMACTL = str(BENCH_VENV / "bin" / "schemactl")
+BENCH_PYTHON = str(BENCH_VENV / "bin" / "python")
 SCHEMA_FILE = ROOT / "sql" / "001_initial_schema.sql"
 MANY = 1_000
 BIG_HISTORY = 10_000
+MANY_FILES = 10_000  # one migrate of this many files: time and peak memory
+WIDE_TABLES = 25
 SEED_ROUNDS = 2  # the seed-data file takes half a minute a run
 DB_PREFIX = f"schemactl_bench_{os.getpid()}_"  # two runs on one server
 
@@ -127,12 +138,51 @@ def write_many(directory: Path, count: int, statement: Callable[[int], str]) -> 
             concatenated.write(text + "\n")
 
 
-def write_schema(directory: Path) -> None:
-    text = SCHEMA_FILE.read_text()
+def wide_schema_text(tables: int = WIDE_TABLES) -> str:
+    """A schema file of `tables` tables with 80 indexes and a trigger on each
+    table (W1, the second file): what a real first migration looks like."""
+    parts = [
+        "CREATE FUNCTION touch_updated_at() RETURNS trigger LANGUAGE plpgsql AS $$\n"
+        "BEGIN\n    NEW.updated_at := now();\n    RETURN NEW;\nEND;\n$$;\n"
+    ]
+    indexes = 0
+    for t in range(1, tables + 1):
+        parent = f"w{t - 1:02d}" if t > 1 else None
+        reference = (
+            f"\n    parent_id bigint REFERENCES {parent} (id)," if parent else ""
+        )
+        parts.append(
+            f"CREATE TABLE w{t:02d} (\n"
+            "    id bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY,"
+            f"{reference}\n"
+            "    code text NOT NULL,\n"
+            "    label text,\n"
+            "    amount numeric(12, 2) NOT NULL DEFAULT 0 CHECK (amount >= 0),\n"
+            "    tags text[] NOT NULL DEFAULT '{}',\n"
+            "    body jsonb,\n"
+            "    created_at timestamptz NOT NULL DEFAULT now(),\n"
+            "    updated_at timestamptz NOT NULL DEFAULT now()\n"
+            ");\n"
+            f"COMMENT ON TABLE w{t:02d} IS 'wide table {t}: it''s generated';\n"
+            f"CREATE TRIGGER w{t:02d}_touch BEFORE UPDATE ON w{t:02d}\n"
+            "    FOR EACH ROW EXECUTE FUNCTION touch_updated_at();\n"
+        )
+        columns = ["code", "created_at", "label", "(lower(label))", "amount"]
+        for column in columns[: 4 if t % 5 else 3]:
+            if indexes == 80:
+                break
+            indexes += 1
+            parts.append(f"CREATE INDEX w{t:02d}_i{indexes} ON w{t:02d} ({column});\n")
+    assert indexes == 80, indexes
+    return "\n".join(parts)
+
+
+def write_text_workload(directory: Path, file_name: str, text: str) -> None:
+    """One migration file in both layouts, and the same text for psql."""
     for layout in ("plain", "dbmate"):
         (directory / layout).mkdir(parents=True)
-    (directory / "plain" / "001_schema.sql").write_text(text)
-    (directory / "dbmate" / "001_schema.sql").write_text(
+    (directory / "plain" / file_name).write_text(text)
+    (directory / "dbmate" / file_name).write_text(
         f"-- migrate:up\n{text}\n-- migrate:down\n"
     )
     (directory / "all.sql").write_text(text)
@@ -171,15 +221,20 @@ def tables_like(server: Server, pattern: str, expected: int) -> Callable[[str], 
     return lambda db: server.scalar(db, query) == expected
 
 
-def schema_tables_present(server: Server) -> Callable[[str], bool]:
-    """Check that every table the schema file creates exists."""
-    names = re.findall(r"^CREATE TABLE (\w+)", SCHEMA_FILE.read_text(), flags=re.M)
+def tables_present(server: Server, text: str) -> Callable[[str], bool]:
+    """Check that every table a schema file creates exists."""
+    names = re.findall(r"^CREATE TABLE (\w+)", text, flags=re.M)
     listed = ", ".join(f"'{n}'" for n in names)
     query = (
         "SELECT count(*) FROM pg_tables WHERE schemaname = 'public' "
         f"AND tablename IN ({listed})"
     )
     return lambda db: server.scalar(db, query) == len(names)
+
+
+def history_rows(server: Server, expected: int) -> Callable[[str], bool]:
+    query = "SELECT count(*) FROM schema_migrations WHERE success"
+    return lambda db: server.scalar(db, query) == expected
 
 
 def seed_rows_present(server: Server, rows: int) -> Callable[[str], bool]:
@@ -190,7 +245,7 @@ def migrate_commands(
     server: Server, work: Path, check: Callable[[str], bool]
 ) -> list[Command]:
     """The floor and every tool applying the files under `work` to an empty database."""
-    schemactl = str(BIN / "schemactl")
+    schemactl = SCHEMACTL
     return [
         Command("psql -1 -f (floor)", lambda db: psql_argv(server, db, "-1", "-f", str(work / "all.sql")), check),
         Command("schemactl", lambda db: [schemactl, "migrate", "-d", server.url(db), "--dir", str(work / "plain")], check),
@@ -209,9 +264,17 @@ def migrate_commands(
     ]  # fmt: skip
 
 
+def many_files_commands(server: Server, work: Path) -> list[Command]:
+    """psql and schemactl on MANY_FILES `SELECT n;` files: the runner's cost per
+    file, with its peak memory. psql's check is its exit code."""
+    floor, schemactl = migrate_commands(server, work, lambda db: True)[:2]
+    schemactl.check = history_rows(server, MANY_FILES)
+    return [floor, schemactl]
+
+
 def seeded(server: Server, work: Path, tool: str) -> Callable[[str], None]:
     """Prepare a database whose history already holds every file of `work`."""
-    schemactl = str(BIN / "schemactl")
+    schemactl = SCHEMACTL
 
     def seed(db: str) -> None:
         server.recreate(db)
@@ -227,21 +290,34 @@ def seeded(server: Server, work: Path, tool: str) -> Callable[[str], None]:
     return seed
 
 
+def python_floor_argv(server: Server, dbname: str) -> list[str]:
+    """What no Python client avoids: start, import psycopg, connect, select 1."""
+    code = (
+        "import sys, psycopg\n"
+        "with psycopg.connect(sys.argv[1]) as conn:\n"
+        "    conn.execute('select 1').fetchall()\n"
+    )
+    return [BENCH_PYTHON, "-c", code, server.url(dbname)]
+
+
 def history_commands(
-    server: Server, work: Path, *, noop: bool, peers: bool
+    server: Server, work: Path, command: str, *, peers: bool
 ) -> list[Command]:
-    """status (or a no-op migrate) on a database whose history holds every file."""
-    schemactl = str(BIN / "schemactl")
+    """status, verify or a no-op migrate on a database whose history holds every
+    file."""
+    noop = command == "migrate"
+    schemactl = SCHEMACTL
     always = lambda db: True  # noqa: E731 - the exit code is the check here
     commands = [
-        Command("psql -c 'select 1' (floor)", lambda db: psql_argv(server, db, "-c", "select 1"), always, fresh_db=False),
+        Command("python: import psycopg, select 1 (floor)", lambda db: python_floor_argv(server, db), always, fresh_db=False),
         Command(
             "schemactl",
-            lambda db: [schemactl, "migrate" if noop else "status", "-d", server.url(db), "--dir", str(work / "plain")],
+            lambda db: [schemactl, command, "-d", server.url(db), "--dir", str(work / "plain")],
             always, fresh_db=False, seed=seeded(server, work, "schemactl"),
         ),
+        Command("psql -c 'select 1'", lambda db: psql_argv(server, db, "-c", "select 1"), always, fresh_db=False),
     ]  # fmt: skip
-    if peers:
+    if peers and command != "verify":  # neither peer has a verify
         commands += [
             Command(
                 "dbmate",
@@ -309,8 +385,20 @@ def report(name: str, results: dict[str, Result]) -> list[str]:
     return lines
 
 
-def time_once(argv: list[str], repeat: int = 5) -> float:
-    return min(run_timed(argv, {})[0] for _ in range(repeat))
+def median_ratio(
+    argv: list[str], floor_argv: list[str], rounds: int
+) -> tuple[float, float]:
+    """Return the median seconds of argv and its ratio to floor_argv's median,
+    the two interleaved."""
+    times: dict[str, list[float]] = {"argv": [], "floor": []}
+    for _ in range(rounds):
+        for key, command in (("floor", floor_argv), ("argv", argv)):
+            elapsed, code, _ = run_timed(command, {})
+            if code != 0:
+                raise SystemExit(f"bench: {command[:2]} exited {code}")
+            times[key].append(elapsed)
+    median = statistics.median(times["argv"])
+    return median, median / statistics.median(times["floor"])
 
 
 def machine() -> str:
@@ -324,6 +412,51 @@ def machine() -> str:
     return f"{os.cpu_count()} cores, {cpu}, Python {platform.python_version()}"
 
 
+def load_average() -> str:
+    return " ".join(f"{x:.1f}" for x in os.getloadavg())
+
+
+INSTALL_CHECK = """
+import importlib.util, pathlib, sys
+import schemactl
+package = pathlib.Path(schemactl.__file__).parent
+modules = sorted(package.rglob("*.py"))
+missing = [str(m) for m in modules
+           if not pathlib.Path(importlib.util.cache_from_source(str(m))).exists()]
+editable = not str(package).startswith(sys.prefix)
+print(len(modules), len(missing), package, editable)
+"""
+
+
+def install_schemactl() -> str:
+    """Install this checkout as users do (a regular pip install: pip compiles
+    the bytecode) into BENCH_VENV, check it, and say how."""
+    pip = [
+        BENCH_PYTHON,
+        "-m",
+        "pip",
+        "install",
+        "--quiet",
+        "--disable-pip-version-check",
+    ]
+    if not Path(BENCH_PYTHON).exists():
+        subprocess.run([sys.executable, "-m", "venv", str(BENCH_VENV)], check=True)
+        subprocess.run([*pip, str(ROOT)], check=True)
+    else:  # dependencies are there: replace schemactl with this checkout
+        subprocess.run([*pip, "--force-reinstall", "--no-deps", str(ROOT)], check=True)
+    out = subprocess.run(
+        [BENCH_PYTHON, "-c", INSTALL_CHECK],
+        check=True, capture_output=True, text=True, cwd=BENCH_VENV,
+    ).stdout.split()  # fmt: skip
+    modules, missing, package, editable = int(out[0]), int(out[1]), out[2], out[3]
+    if missing or editable == "True":
+        raise SystemExit(f"bench: {package} is not a compiled regular install")
+    return (
+        f"schemactl: `pip install .` (regular, not editable) into {BENCH_VENV.name}; "
+        f"pip byte-compiled it: {modules} of {modules} modules have their .pyc"
+    )
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("server_url")
@@ -331,10 +464,7 @@ def main() -> None:
     parser.add_argument("--no-peers", dest="peers", action="store_false")
     parser.add_argument("--seed-mb", type=int, default=50)
     args = parser.parse_args()
-    # What users install is byte-compiled (pip compiles on install); an
-    # editable install in an environment with PYTHONDONTWRITEBYTECODE=1 would
-    # compile schemactl's modules on every run instead.
-    compileall.compile_dir(str(ROOT / "src"), quiet=1)
+    installed = install_schemactl()
     server = Server(
         {
             k: str(v)
@@ -345,8 +475,11 @@ def main() -> None:
     version = server.scalar("postgres", "SHOW server_version")
     out: list[str] = [
         f"Machine: {machine()}; PostgreSQL {version}; {args.rounds} rounds "
-        f"({SEED_ROUNDS} for the seed file); schemactl runs from compiled bytecode "
-        "(compileall of src/ first, as pip does on install).",
+        f"({SEED_ROUNDS} for the seed file and the {MANY_FILES:,}-file migrate); "
+        f"load average at start {load_average()}.",
+        "",
+        f"{installed}; PYTHONDONTWRITEBYTECODE="
+        f"{os.environ.get('PYTHONDONTWRITEBYTECODE', '(unset)')}.",
         "",
     ]
     with tempfile.TemporaryDirectory(prefix="schemactl-bench-") as tmp:
@@ -358,11 +491,17 @@ def main() -> None:
             lambda i: f"CREATE TABLE t{i:04d} (id bigint PRIMARY KEY, note text);",
         )
         schema = root / "schema"
-        write_schema(schema)
+        schema_text = SCHEMA_FILE.read_text()
+        write_text_workload(schema, "001_schema.sql", schema_text)
+        wide = root / "wide"
+        wide_text = wide_schema_text()
+        write_text_workload(wide, "001_wide.sql", wide_text)
         history = root / "history"
         write_many(history, MANY, lambda i: f"CREATE TABLE h{i:04d} (id int);")
         big = root / "big"
         write_many(big, BIG_HISTORY, lambda i: "SELECT 1;")
+        files = root / "files"
+        write_many(files, MANY_FILES, lambda i: f"SELECT {i};")
         seed = root / "seed"
         seed_rows = write_seed(seed, args.seed_mb)
 
@@ -370,27 +509,30 @@ def main() -> None:
             return commands if args.peers else commands[:2]
 
         workloads = [
-            ("1,000 one-statement migrations", peers_only(migrate_commands(server, many, tables_like(server, "t%", MANY)))),
-            ("one 23-table schema file (sql/001)", peers_only(migrate_commands(server, schema, schema_tables_present(server)))),
-            ("status, 1,000-row history", history_commands(server, history, noop=False, peers=args.peers)),
-            ("no-op migrate, 1,000-row history", history_commands(server, history, noop=True, peers=args.peers)),
-            ("status, 10,000-row history", history_commands(server, big, noop=False, peers=False)),
+            ("W2: 1,000 one-statement migrations", peers_only(migrate_commands(server, many, tables_like(server, "t%", MANY))), args.rounds),
+            ("W1: one 23-table schema file (sql/001)", peers_only(migrate_commands(server, schema, tables_present(server, schema_text))), args.rounds),
+            (f"W1: one {WIDE_TABLES}-table file, 80 indexes, {WIDE_TABLES} triggers", peers_only(migrate_commands(server, wide, tables_present(server, wide_text))), args.rounds),
+            ("status, 1,000-row history", history_commands(server, history, "status", peers=args.peers), args.rounds),
+            ("verify, 1,000-row history", history_commands(server, history, "verify", peers=args.peers), args.rounds),
+            ("no-op migrate, 1,000-row history", history_commands(server, history, "migrate", peers=args.peers), args.rounds),
+            ("status, 10,000-row history", history_commands(server, big, "status", peers=False), args.rounds),
+            (f"{MANY_FILES:,} one-statement migrations", many_files_commands(server, files), SEED_ROUNDS),
+            (f"one {args.seed_mb} MB seed-data file ({seed_rows:,} INSERTs)", migrate_commands(server, seed, seed_rows_present(server, seed_rows))[:2], SEED_ROUNDS),
         ]  # fmt: skip
-        for name, commands in workloads:
+        for name, commands, rounds in workloads:
             print(f"running: {name}", file=sys.stderr)
-            out += report(name, run_workload(server, name, commands, args.rounds))
+            out += report(name, run_workload(server, name, commands, rounds))
             out.append("")
-        name = f"one {args.seed_mb} MB seed-data file ({seed_rows:,} INSERTs)"
-        commands = migrate_commands(server, seed, seed_rows_present(server, seed_rows))
-        print(f"running: {name}", file=sys.stderr)
-        out += report(name, run_workload(server, name, commands[:2], SEED_ROUNDS))
-        out.append("")
-        help_s = time_once([str(BIN / "schemactl"), "--help"])
-        new_dir = root / "new"
-        new_s = time_once([str(BIN / "schemactl"), "new", "x", "--dir", str(new_dir)])
+        floor_db = f"{DB_PREFIX}floor"
+        server.recreate(floor_db)
+        floor = python_floor_argv(server, floor_db)
+        help_s, help_ratio = median_ratio([SCHEMACTL, "--help"], floor, args.rounds * 2)
+        server.drop(floor_db)
         out.append(
-            f"`schemactl --help`: {help_s:.3f} s; `schemactl new`: {new_s:.3f} s (best of 5)."
+            f"`schemactl --help`: median {help_s:.3f} s, {help_ratio:.2f}x the "
+            f"Python floor (interleaved, {args.rounds * 2} runs each)."
         )
+        out.append(f"Load average at the end: {load_average()}.")
     print("\n".join(out))
 
 
