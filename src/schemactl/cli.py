@@ -346,9 +346,9 @@ def status(ctx: click.Context, /, as_json: bool, **local: Any) -> None:
       schemactl status
       schemactl status --json | jq '.migrations[] | select(.state != "applied")'
     """
-    from schemactl import runner  # imported when run: see module docstring
+    from schemactl import reports  # imported when run: see module docstring
 
-    report = runner.status(build_settings(ctx, **local))
+    report = reports.status(build_settings(ctx, **local))
     if as_json:
         click.echo(status_json(report))
     else:
@@ -385,9 +385,9 @@ def verify(
       schemactl verify
       schemactl verify --strict --json
     """
-    from schemactl import runner  # imported when run: see module docstring
+    from schemactl import reports  # imported when run: see module docstring
 
-    report = runner.verify(
+    report = reports.verify(
         build_settings(ctx, **local),
         strict=strict,
         allow_out_of_order=allow_out_of_order,

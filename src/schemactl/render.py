@@ -34,13 +34,8 @@ if TYPE_CHECKING:
         StatusEntry,
     )
     from schemactl.core.planning import RepairPlan, RollbackStep
-    from schemactl.runner import (
-        MigrateResult,
-        RepairResult,
-        RolledBack,
-        StatusReport,
-        VerifyReport,
-    )
+    from schemactl.reports import StatusReport, VerifyReport
+    from schemactl.runner import MigrateResult, RepairResult, RolledBack
 
 
 class Output:

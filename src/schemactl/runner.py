@@ -1,5 +1,5 @@
-"""The use cases that talk to the database: migrate, status, verify, rollback,
-baseline and repair (offline.py has new and sql).
+"""The use cases that change the database: migrate, rollback, baseline and
+repair (reports.py has status and verify, offline.py has new and sql).
 
 Each returns a result object and reports progress through an observer; nothing here
 prints. Imports the core and db, never click or rich.
@@ -9,19 +9,15 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import TypeVar
 
-from schemactl import db
 from schemactl.config import Settings
 from schemactl.core.discovery import discover_migrations, read_source
-from schemactl.core.model import HistoryRow, MigrationFile, StatusEntry
+from schemactl.core.model import HistoryRow, MigrationFile
 from schemactl.core.planning import (
     RepairPlan,
     RollbackStep,
-    build_status,
-    find_drift,
-    find_pending,
     plan_baseline,
     plan_migrate,
     plan_repair,
@@ -33,9 +29,21 @@ from schemactl.core.validation import (
     parse_source,
     still_unchanged,
 )
+from schemactl.db.connection import (
+    Connection,
+    connect,
+    describe_connection,
+    refuse_read_only,
+)
+from schemactl.db.history import (
+    ensure_history_table,
+    read_history,
+    realign_checksums,
+    record_baseline,
+)
+from schemactl.db.lock import migration_lock
+from schemactl.db.session import MigrationSession, no_transaction_state
 from schemactl.errors import (
-    EXIT_FAILED,
-    EXIT_OK,
     Cancelled,
     ConnectionLost,
     MigrationLockLost,
@@ -61,44 +69,6 @@ class MigrateResult:
     applied: list[AppliedMigration]
     dry_run: bool
     current_version: int | None
-
-
-@dataclass(frozen=True, slots=True)
-class StatusReport:
-    """Every version from files and history, with its state."""
-
-    table: str
-    entries: list[StatusEntry]
-
-    @property
-    def current_version(self) -> int | None:
-        """Return the highest applied version, or None."""
-        return max(
-            (e.version for e in self.entries if e.row is not None and e.row.success),
-            default=None,
-        )
-
-
-@dataclass(frozen=True, slots=True)
-class VerifyReport:
-    """The findings of verify; exit_code holds the policy (black's Report)."""
-
-    table: str
-    entries: list[StatusEntry]
-    strict: bool
-    allow_out_of_order: bool = False
-    drift: list[StatusEntry] = field(default_factory=list)
-    pending: list[StatusEntry] = field(default_factory=list)
-
-    @property
-    def ok(self) -> bool:
-        """Return True when CI should pass."""
-        return not self.drift and not (self.strict and self.pending)
-
-    @property
-    def exit_code(self) -> int:
-        """Return 0 when ok, else 1 (drift, or pending under --strict)."""
-        return EXIT_OK if self.ok else EXIT_FAILED
 
 
 def load_down_source(step: RollbackStep) -> ParsedSource:
@@ -133,8 +103,8 @@ def migrate(
     observer = observer or MigrateObserver()
     files = discover_migrations(settings.directory)
 
-    def plan(conn: db.Connection) -> tuple[list[HistoryRow], list[MigrationFile]]:
-        rows = db.read_history(conn, settings.table)
+    def plan(conn: Connection) -> tuple[list[HistoryRow], list[MigrationFile]]:
+        rows = read_history(conn, settings.table)
         plan = plan_migrate(
             files, rows, target=target, allow_out_of_order=allow_out_of_order
         )
@@ -143,7 +113,7 @@ def migrate(
     applied: list[AppliedMigration] = []
     with (
         _cancel_outside_files(lambda: len(applied), _APPLY),
-        db.connect(settings) as conn,
+        connect(settings) as conn,
     ):
         # Every pending file is checked before any runs, and before the lock is
         # taken: a slow check of a large file never holds other runners up. A
@@ -165,7 +135,7 @@ def migrate(
             # Created after the checks, so a refused run leaves nothing
             # behind; no DDL at all when it exists (a least-privilege role).
             if pending:
-                db.ensure_history_table(conn, settings.table)
+                ensure_history_table(conn, settings.table)
             try:
                 _apply_all(session, pending, sources, observer, applied)
                 if applied:
@@ -178,14 +148,14 @@ def migrate(
 
 @contextmanager
 def _locked(
-    settings: Settings, conn: db.Connection, observer: MigrateObserver
-) -> Iterator[db.MigrationSession]:
+    settings: Settings, conn: Connection, observer: MigrateObserver
+) -> Iterator[MigrationSession]:
     """Refuse a read-only target, name it, take the migration lock, and yield
     the session that runs files."""
-    db.refuse_read_only(conn)
-    observer.target_chosen(db.describe_connection(conn), str(settings.table))
-    with db.migration_lock(settings, conn, on_wait=observer.lock_waiting) as lock:
-        session = db.MigrationSession(conn, settings, lock, observer)
+    refuse_read_only(conn)
+    observer.target_chosen(describe_connection(conn), str(settings.table))
+    with migration_lock(settings, conn, on_wait=observer.lock_waiting) as lock:
+        session = MigrationSession(conn, settings, lock, observer)
         with session.running():
             yield session
 
@@ -222,7 +192,7 @@ _REVERT = _Verb("reverted", committed=False)
 
 
 def _after_failure(
-    session: db.MigrationSession,
+    session: MigrationSession,
     exc: BaseException,
     planned: list[MigrationFile],
     verb: _Verb,
@@ -271,11 +241,11 @@ def _after_failure(
     return exc
 
 
-def _history_now(session: db.MigrationSession) -> dict[int, bool] | None:
+def _history_now(session: MigrationSession) -> dict[int, bool] | None:
     """Return version -> success from a new connection, or None if unreadable."""
     try:
-        with db.connect(session.settings) as fresh:
-            rows = db.read_history(fresh, session.settings.table)
+        with connect(session.settings) as fresh:
+            rows = read_history(fresh, session.settings.table)
     except SchemactlError:
         return None
     return {row.version: row.success for row in rows}
@@ -297,7 +267,7 @@ def _describe_kept(done: int, verb: _Verb, durable: bool) -> str:
     return f"{done} migrations {verb.done} before it in this run are {kept}"
 
 
-def _fate(session: db.MigrationSession, history: dict[int, bool], verb: _Verb) -> str:
+def _fate(session: MigrationSession, history: dict[int, bool], verb: _Verb) -> str:
     """Say what became of the file that was running (none: say so)."""
     progress = session.progress
     if progress is None:
@@ -305,7 +275,7 @@ def _fate(session: db.MigrationSession, history: dict[int, bool], verb: _Verb) -
     name = progress.path.name
     version = progress.migration.version
     if not progress.transactional and history.get(version) is False:
-        return db.no_transaction_state(progress)
+        return no_transaction_state(progress)
     if _finished(history, version, verb):
         return f"{name} had already committed"
     return f"{name} rolled back"
@@ -389,7 +359,7 @@ def _step_version(step: RollbackStep) -> int:
 
 
 def _apply_all(
-    session: db.MigrationSession,
+    session: MigrationSession,
     migrations: list[MigrationFile],
     checked: list[ParsedSource | None],
     observer: MigrateObserver,
@@ -406,37 +376,6 @@ def _apply_all(
         execution_ms = session.apply(migration, source)
         observer.migration_applied(migration, execution_ms)
         applied.append(AppliedMigration(migration, execution_ms))
-
-
-def status(settings: Settings) -> StatusReport:
-    """Return every version with its state. Read-only: no lock, creates nothing.
-
-    Raises:
-        MigrationDirError, ConnectError: as for migrate.
-    """
-    files = discover_migrations(settings.directory)
-    with db.connect(settings) as conn:
-        rows = db.read_history(conn, settings.table)
-    return StatusReport(str(settings.table), build_status(files, rows))
-
-
-def verify(
-    settings: Settings, *, strict: bool = False, allow_out_of_order: bool = False
-) -> VerifyReport:
-    """Check for drift (and, with strict, pending migrations). Read-only.
-
-    Raises:
-        MigrationDirError, ConnectError: as for migrate.
-    """
-    report = status(settings)
-    return VerifyReport(
-        table=report.table,
-        entries=report.entries,
-        strict=strict,
-        allow_out_of_order=allow_out_of_order,
-        drift=find_drift(report.entries, allow_out_of_order=allow_out_of_order),
-        pending=find_pending(report.entries),
-    )
 
 
 @dataclass(frozen=True, slots=True)
@@ -467,15 +406,15 @@ def rollback(
     done: list[RolledBack] = []
     with (
         _cancel_outside_files(lambda: len(done), _REVERT),
-        db.connect(settings) as conn,
+        connect(settings) as conn,
     ):
         # Down files are checked before the lock is taken, as migrate does.
         first_plan = plan_rollback(
-            files, db.read_history(conn, settings.table), steps=steps, target=target
+            files, read_history(conn, settings.table), steps=steps, target=target
         )
         checked_before = _check_by_version(first_plan, load_down_source, _step_version)
         with _locked(settings, conn, observer) as session:
-            rows = db.read_history(conn, settings.table)
+            rows = read_history(conn, settings.table)
             plan = plan_rollback(files, rows, steps=steps, target=target)
             checked = _reuse_checked(
                 plan, checked_before, load_down_source, _step_version
@@ -485,7 +424,7 @@ def rollback(
 
 
 def _revert_all(
-    session: db.MigrationSession,
+    session: MigrationSession,
     plan: list[RollbackStep],
     checked: list[ParsedSource | None],
     observer: MigrateObserver,
@@ -520,13 +459,13 @@ def baseline(
     """
     files = discover_migrations(settings.directory)
     observer = observer or MigrateObserver()
-    with db.connect(settings) as conn, _locked(settings, conn, observer):
+    with connect(settings) as conn, _locked(settings, conn, observer):
         # Planned before anything is written: a refused baseline leaves nothing.
         chosen = plan_baseline(
-            files, db.read_history(conn, settings.table), version=version
+            files, read_history(conn, settings.table), version=version
         )
-        db.ensure_history_table(conn, settings.table)
-        db.record_baseline(conn, settings.table, chosen)
+        ensure_history_table(conn, settings.table)
+        record_baseline(conn, settings.table, chosen)
     return chosen
 
 
@@ -551,11 +490,11 @@ def repair(
     """
     files = discover_migrations(settings.directory)
     observer = observer or MigrateObserver()
-    with db.connect(settings) as conn, _locked(settings, conn, observer):
-        plan = plan_repair(files, db.read_history(conn, settings.table))
+    with connect(settings) as conn, _locked(settings, conn, observer):
+        plan = plan_repair(files, read_history(conn, settings.table))
         if plan.is_empty or not confirm(plan):
             return RepairResult(plan, applied=False)
-        db.realign_checksums(
+        realign_checksums(
             conn,
             settings.table,
             [e.file for e in plan.realign if e.file is not None],

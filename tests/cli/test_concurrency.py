@@ -10,7 +10,7 @@ import psycopg
 import pytest
 
 from schemactl.config import parse_table_name
-from schemactl.db import advisory_lock_key
+from schemactl.db.lock import advisory_lock_key
 from tests.conftest import run_subprocess
 
 RUNNERS = 4

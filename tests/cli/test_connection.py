@@ -9,7 +9,7 @@ import pytest
 from click.testing import CliRunner
 
 from schemactl import cli as cli_module
-from schemactl import runner
+from schemactl import reports
 from schemactl.cli import cli
 from tests.conftest import run_subprocess
 
@@ -112,7 +112,7 @@ def test_an_unexpected_crash_prints_a_traceback_without_the_password(
     def crash(settings):
         raise RuntimeError(f"unexpected failure talking to {url} ({SECRET})")
 
-    monkeypatch.setattr(runner, "status", crash)
+    monkeypatch.setattr(reports, "status", crash)
     monkeypatch.setattr(
         "sys.argv", ["schemactl", "-d", url, "--dir", str(sql_dir.path), "status"]
     )

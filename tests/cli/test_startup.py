@@ -14,17 +14,26 @@ PROBE = """
 import json, sys
 from schemactl.cli import cli
 try:
-    cli.main(args=sys.argv[1:], prog_name="schemactl")
+    cli.main(args=sys.argv[2:], prog_name="schemactl")
 except SystemExit:
     pass
-loaded = {m: m in sys.modules for m in ("psycopg", "rich", "pglast")}
+loaded = {m: m in sys.modules for m in sys.argv[1].split(",")}
 sys.stderr.write("\\nLOADED " + json.dumps(loaded) + "\\n")
 """
 
 
+PROBED = (
+    "psycopg",
+    "rich",
+    "pglast",
+    "schemactl.core.splitting",
+    "schemactl.db.session",
+)
+
+
 def loaded_modules(*args: str, env: dict[str, str] | None = None) -> dict[str, bool]:
     done = subprocess.run(
-        [sys.executable, "-c", PROBE, *args],
+        [sys.executable, "-c", PROBE, ",".join(PROBED), *args],
         capture_output=True,
         text=True,
         check=False,
@@ -35,9 +44,17 @@ def loaded_modules(*args: str, env: dict[str, str] | None = None) -> dict[str, b
     return dict(json.loads(marker))
 
 
+def heavy(loaded: dict[str, bool]) -> dict[str, bool]:
+    return {m: loaded[m] for m in ("psycopg", "rich", "pglast")}
+
+
 @pytest.mark.parametrize("args", [["--help"], ["migrate", "--help"], ["--version"]])
 def test_help_loads_neither_psycopg_nor_rich(args):
-    assert loaded_modules(*args) == {"psycopg": False, "rich": False, "pglast": False}
+    assert heavy(loaded_modules(*args)) == {
+        "psycopg": False,
+        "rich": False,
+        "pglast": False,
+    }
 
 
 def test_new_needs_no_database_driver(tmp_path):
@@ -49,14 +66,21 @@ def test_new_needs_no_database_driver(tmp_path):
 
 def test_sql_needs_no_database_driver(sql_dir):
     sql_dir.write({"001_a.sql": "SELECT 1;"})
-    loaded = loaded_modules("sql", "--dir", str(sql_dir.path))
+    loaded = heavy(loaded_modules("sql", "--dir", str(sql_dir.path)))
     assert loaded == {"psycopg": False, "rich": False, "pglast": False}
 
 
-def test_piped_status_loads_neither_rich_nor_the_parser(database_url, sql_dir):
+@pytest.mark.parametrize("command", ["status", "verify"])
+def test_piped_status_loads_neither_rich_nor_the_parser(command, database_url, sql_dir):
     sql_dir.write({"001_a.sql": "SELECT 1;"})
-    loaded = loaded_modules("status", "-d", database_url, "--dir", str(sql_dir.path))
-    assert loaded == {"psycopg": True, "rich": False, "pglast": False}
+    loaded = loaded_modules(command, "-d", database_url, "--dir", str(sql_dir.path))
+    assert loaded == {
+        "psycopg": True,
+        "rich": False,
+        "pglast": False,
+        "schemactl.core.splitting": False,
+        "schemactl.db.session": False,
+    }
 
 
 def test_console_entry_flushes_all_output_and_keeps_the_exit_code(

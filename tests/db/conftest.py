@@ -6,8 +6,10 @@ from collections.abc import Iterator
 
 import pytest
 
-from schemactl import db as schemactl_db
 from schemactl.config import Settings
+from schemactl.db.connection import connect
+from schemactl.db.lock import migration_lock
+from schemactl.db.session import MigrationSession
 
 
 @pytest.fixture
@@ -16,12 +18,12 @@ def settings(database_url: str) -> Settings:
 
 
 @pytest.fixture
-def session(settings: Settings) -> Iterator[schemactl_db.MigrationSession]:
+def session(settings: Settings) -> Iterator[MigrationSession]:
     """What migrate runs files with: the worker, holding the migration lock."""
     with (
-        schemactl_db.connect(settings) as worker,
-        schemactl_db.migration_lock(settings, worker) as lock,
+        connect(settings) as worker,
+        migration_lock(settings, worker) as lock,
     ):
-        session = schemactl_db.MigrationSession(worker, settings, lock)
+        session = MigrationSession(worker, settings, lock)
         with session.running():
             yield session

@@ -6,26 +6,27 @@ from pathlib import Path
 
 import pytest
 
-from schemactl import db as schemactl_db
 from schemactl import runner
 from schemactl.config import Settings, parse_table_name
 from schemactl.core.discovery import discover_migrations
 from schemactl.core.model import MigrationFile
 from schemactl.core.validation import load_source, parse_source
+from schemactl.db.history import ensure_history_table
+from schemactl.db.session import MigrationSession
 from schemactl.errors import MigrationFailed
 
 TABLE = parse_table_name("schema_migrations")
 
 
 def apply(
-    session: schemactl_db.MigrationSession, text: str, version: int = 1, name: str = "m"
+    session: MigrationSession, text: str, version: int = 1, name: str = "m"
 ) -> int:
     path = Path(f"sql/{version:03}_{name}.sql")
     source = parse_source(text.encode(), path)
     migration = MigrationFile(
         version, name, str(path), source.checksum, no_transaction=source.no_transaction
     )
-    schemactl_db.ensure_history_table(session.conn, TABLE)
+    ensure_history_table(session.conn, TABLE)
     return session.apply(migration, source)
 
 

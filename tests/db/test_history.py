@@ -5,9 +5,14 @@ from __future__ import annotations
 import pytest
 from psycopg import sql
 
-from schemactl import db as schemactl_db
 from schemactl.config import Settings, parse_table_name
 from schemactl.core.history import qualified_name
+from schemactl.db.connection import connect
+from schemactl.db.history import (
+    ensure_history_table,
+    history_table_exists,
+    read_history,
+)
 from schemactl.errors import ConnectError, SchemactlError
 
 CONTRACT_COLUMNS = [
@@ -32,7 +37,7 @@ def columns(conn, schema: str, table: str):
 
 def test_history_table_has_the_contract_columns(db):
     table = parse_table_name("schema_migrations")
-    schemactl_db.ensure_history_table(db, table)
+    ensure_history_table(db, table)
     assert columns(db, "public", "schema_migrations") == CONTRACT_COLUMNS
     primary_key = db.execute(
         "SELECT a.attname FROM pg_index i JOIN pg_attribute a "
@@ -44,22 +49,22 @@ def test_history_table_has_the_contract_columns(db):
 
 def test_creation_is_idempotent_and_creates_the_schema(db):
     table = parse_table_name("ops.history")
-    schemactl_db.ensure_history_table(db, table)
-    schemactl_db.ensure_history_table(db, table)
+    ensure_history_table(db, table)
+    ensure_history_table(db, table)
     assert len(columns(db, "ops", "history")) == len(CONTRACT_COLUMNS)
 
 
 def test_missing_table_reads_as_no_rows_and_is_not_created(db):
     table = parse_table_name("schema_migrations")
-    assert schemactl_db.read_history(db, table) == []
-    assert not schemactl_db.history_table_exists(db, table)
+    assert read_history(db, table) == []
+    assert not history_table_exists(db, table)
 
 
 def test_hostile_table_name_is_quoted_never_executed(db):
     db.execute("CREATE TABLE victim (id int)")
     hostile = parse_table_name('x"; DROP TABLE victim; --')
-    schemactl_db.ensure_history_table(db, hostile)
-    assert schemactl_db.read_history(db, hostile) == []
+    ensure_history_table(db, hostile)
+    assert read_history(db, hostile) == []
     assert db.execute("SELECT to_regclass('public.victim') IS NOT NULL").fetchone() == (
         True,
     )
@@ -72,17 +77,17 @@ def test_hostile_table_name_is_quoted_never_executed(db):
 def test_a_foreign_table_with_other_columns_is_reported(db):
     db.execute("CREATE TABLE schema_migrations (version varchar PRIMARY KEY)")
     with pytest.raises(SchemactlError, match="cannot read history table"):
-        schemactl_db.read_history(db, parse_table_name("schema_migrations"))
+        read_history(db, parse_table_name("schema_migrations"))
 
 
 def test_rows_round_trip(db):
     table = parse_table_name("schema_migrations")
-    schemactl_db.ensure_history_table(db, table)
+    ensure_history_table(db, table)
     db.execute(
         "INSERT INTO schema_migrations (version, name, checksum, execution_ms) "
         "VALUES (2, 'b', 'c2', 5), (1, 'a', 'c1', 3)"
     )
-    rows = schemactl_db.read_history(db, table)
+    rows = read_history(db, table)
     assert [
         (r.version, r.name, r.checksum, r.execution_ms, r.success) for r in rows
     ] == [
@@ -93,7 +98,7 @@ def test_rows_round_trip(db):
 
 
 def test_connection_sets_application_name(database_url):
-    with schemactl_db.connect(Settings(database_url=database_url)) as conn:
+    with connect(Settings(database_url=database_url)) as conn:
         name = conn.execute("SHOW application_name").fetchone()
         assert name == ("schemactl",)
         assert conn.autocommit
@@ -102,7 +107,7 @@ def test_connection_sets_application_name(database_url):
 def test_connect_failure_is_a_connect_error_with_masked_password():
     url = "postgresql://app:hunter2@127.0.0.1:1/app"
     with pytest.raises(ConnectError) as caught:
-        schemactl_db.connect(Settings(database_url=url, secrets=("hunter2",)))
+        connect(Settings(database_url=url, secrets=("hunter2",)))
     assert "hunter2" not in caught.value.message
     assert "postgresql://app:****@127.0.0.1:1/app" in caught.value.message
     assert caught.value.exit_code == 3

@@ -5,15 +5,15 @@ from __future__ import annotations
 import psycopg
 import pytest
 
-from schemactl import db as schemactl_db
 from schemactl.config import parse_table_name
+from schemactl.db.lock import advisory_lock_key, migration_lock, wait_for_advisory_lock
 from schemactl.errors import LockTimeout
 
 TABLE = parse_table_name("schema_migrations")
 
 
 def lock_key(conn) -> int:
-    return schemactl_db.advisory_lock_key(conn.info.dbname, TABLE)
+    return advisory_lock_key(conn.info.dbname, TABLE)
 
 
 @pytest.fixture
@@ -26,7 +26,7 @@ def holder(database_url):
 
 def test_lock_is_held_by_its_own_connection_and_released(db, holder, settings):
     key = lock_key(db)
-    with schemactl_db.migration_lock(settings, db) as lock:
+    with migration_lock(settings, db) as lock:
         assert lock.pid != db.info.backend_pid
         assert holder.execute("SELECT pg_try_advisory_lock(%s)", (key,)).fetchone() == (
             False,
@@ -45,7 +45,7 @@ def test_lock_is_held_by_its_own_connection_and_released(db, holder, settings):
 def test_timeout_names_the_holder(db, holder):
     holder.execute("SELECT pg_advisory_lock(%s)", (lock_key(db),))
     with pytest.raises(LockTimeout) as caught:
-        schemactl_db.wait_for_advisory_lock(db, lock_key(db), table=TABLE, timeout=0)
+        wait_for_advisory_lock(db, lock_key(db), table=TABLE, timeout=0)
     message = caught.value.message
     assert f"pid {holder.info.backend_pid}" in message
     assert "application other-runner" in message
@@ -62,9 +62,7 @@ def test_waiter_reports_the_holder_then_gets_the_lock(db, holder):
         seen.append(who.pid if who else None)
         holder.execute("SELECT pg_advisory_unlock(%s)", (key,))
 
-    schemactl_db.wait_for_advisory_lock(
-        db, key, table=TABLE, timeout=30, on_wait=on_wait
-    )
+    wait_for_advisory_lock(db, key, table=TABLE, timeout=30, on_wait=on_wait)
     assert holder.execute("SELECT pg_try_advisory_lock(%s)", (key,)).fetchone() == (
         False,
     )
@@ -72,8 +70,8 @@ def test_waiter_reports_the_holder_then_gets_the_lock(db, holder):
 
 
 def test_lock_keys_differ_per_table_and_database():
-    a = schemactl_db.advisory_lock_key("app", parse_table_name("schema_migrations"))
-    b = schemactl_db.advisory_lock_key("app", parse_table_name("ops.schema_migrations"))
-    c = schemactl_db.advisory_lock_key("other", parse_table_name("schema_migrations"))
+    a = advisory_lock_key("app", parse_table_name("schema_migrations"))
+    b = advisory_lock_key("app", parse_table_name("ops.schema_migrations"))
+    c = advisory_lock_key("other", parse_table_name("schema_migrations"))
     assert len({a, b, c}) == 3
     assert all(-(2**63) <= k < 2**63 for k in (a, b, c))

@@ -15,6 +15,7 @@ FORBIDDEN_IN_CORE = (
     "schemactl.db",
     "schemactl.cli",
     "schemactl.runner",
+    "schemactl.reports",
     "schemactl.render",
 )
 FORBIDDEN_OUTSIDE_RENDER_AND_CLI = ("rich", "click")
@@ -57,7 +58,7 @@ def test_only_cli_and_render_touch_the_terminal(path):
 
 
 def test_offline_commands_never_reach_the_database_layer():
-    forbidden = ("psycopg", "schemactl.db", "schemactl.runner")
+    forbidden = ("psycopg", "schemactl.db", "schemactl.runner", "schemactl.reports")
     assert offending(SRC / "offline.py", forbidden) == set()
 
 
@@ -71,3 +72,16 @@ def test_db_is_the_only_psycopg_user():
         "db/lock.py",
         "db/session.py",
     }
+
+
+def test_read_only_use_cases_never_load_the_migration_machinery():
+    # status and verify start faster without the session, the lock and the
+    # splitter (see reports.py).
+    forbidden = (
+        "schemactl.runner",
+        "schemactl.db.session",
+        "schemactl.db.lock",
+        "schemactl.core.splitting",
+        "schemactl.core.validation",
+    )
+    assert offending(SRC / "reports.py", forbidden) == set()

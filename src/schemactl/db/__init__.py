@@ -10,43 +10,7 @@ for the whole run, where nothing a file does (``DISCARD ALL``,
 ``pg_advisory_unlock_all()``) can release it, and watches who blocks the
 worker's statement. Before a file commits, the worker checks in the same
 transaction that the lock connection still holds the lock.
+
+Callers import from the modules themselves: `status` and `verify` load only
+connection.py and history.py, not the session, the lock or the splitter.
 """
-
-from schemactl.db.connection import (
-    Connection,
-    connect,
-    describe_connection,
-    describe_target,
-    refuse_read_only,
-)
-from schemactl.db.history import (
-    ensure_history_table,
-    history_table_exists,
-    read_history,
-    realign_checksums,
-    record_baseline,
-)
-from schemactl.db.lock import (
-    advisory_lock_key,
-    migration_lock,
-    wait_for_advisory_lock,
-)
-from schemactl.db.session import MigrationSession, no_transaction_state
-
-__all__ = [
-    "Connection",
-    "MigrationSession",
-    "advisory_lock_key",
-    "connect",
-    "describe_connection",
-    "describe_target",
-    "ensure_history_table",
-    "history_table_exists",
-    "migration_lock",
-    "no_transaction_state",
-    "read_history",
-    "realign_checksums",
-    "record_baseline",
-    "refuse_read_only",
-    "wait_for_advisory_lock",
-]
