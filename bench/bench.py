@@ -12,7 +12,8 @@ and a Python process of that environment that imports psycopg, connects and runs
 Builds every workload deterministically in a temporary directory, runs the tools
 interleaved for several rounds (a fresh database for every timed migrate), checks
 that each run produced the expected result before counting it, and prints min and
-median wall time with the ratio of medians to the floor, plus schemactl's peak RSS.
+median wall time with the ratio of medians to the floor, the median CPU time
+(user + system) of each tool's process, and schemactl's peak RSS.
 This is a benchmark, not a test: nothing here asserts a timing.
 """
 
@@ -104,12 +105,14 @@ class Command:
 @dataclass
 class Result:
     times: list[float] = field(default_factory=list)
+    cpu: list[float] = field(default_factory=list)  # user + system seconds
     failures: int = 0
     max_rss_kib: int = 0
 
 
-def run_timed(argv: list[str], env: dict[str, str]) -> tuple[float, int, int]:
-    """Run a command with stdout and stderr discarded; return seconds, rc, RSS KiB."""
+def run_timed(argv: list[str], env: dict[str, str]) -> tuple[float, int, int, float]:
+    """Run a command with stdout and stderr discarded; return seconds, rc, RSS
+    KiB and CPU seconds (user + system)."""
     started = time.perf_counter()
     process = subprocess.Popen(
         argv,
@@ -119,7 +122,8 @@ def run_timed(argv: list[str], env: dict[str, str]) -> tuple[float, int, int]:
     )
     _, status, usage = os.wait4(process.pid, 0)
     elapsed = time.perf_counter() - started
-    return elapsed, os.waitstatus_to_exitcode(status), usage.ru_maxrss
+    cpu = usage.ru_utime + usage.ru_stime
+    return elapsed, os.waitstatus_to_exitcode(status), usage.ru_maxrss, cpu
 
 
 def write_many(directory: Path, count: int, statement: Callable[[int], str]) -> None:
@@ -353,10 +357,11 @@ def run_workload(
             db = databases[command.tool]
             if command.fresh_db:
                 server.recreate(db)
-            elapsed, code, rss = run_timed(command.argv(db), command.env)
+            elapsed, code, rss, cpu = run_timed(command.argv(db), command.env)
             result = results[command.tool]
             if code == 0 and command.check(db):
                 result.times.append(elapsed)
+                result.cpu.append(cpu)
                 result.max_rss_kib = max(result.max_rss_kib, rss)
             else:
                 result.failures += 1
@@ -370,18 +375,96 @@ def report(name: str, results: dict[str, Result]) -> list[str]:
     floor_tool = next(iter(results))
     floor = results[floor_tool]
     floor_median = statistics.median(floor.times) if floor.times else None
-    lines = [f"| {name} | tool | min (s) | median (s) | x floor | peak RSS |", "| --- | --- | --- | --- | --- | --- |"]  # fmt: skip
+    lines = [f"| {name} | tool | min (s) | median (s) | x floor | CPU (s) | peak RSS |", "| --- | --- | --- | --- | --- | --- | --- |"]  # fmt: skip
     for tool, result in results.items():
         if not result.times:
-            lines.append(f"| | {tool} | failed | failed ({result.failures} runs) | | |")
+            lines.append(
+                f"| | {tool} | failed | failed ({result.failures} runs) | | | |"
+            )
             continue
         median = statistics.median(result.times)
         ratio = f"{median / floor_median:.2f}x" if floor_median else ""
         failed = f" ({result.failures} failed)" if result.failures else ""
         rss = f"{result.max_rss_kib // 1024} MiB" if tool == "schemactl" else ""
+        cpu = statistics.median(result.cpu)
         lines.append(
-            f"| | {tool} | {min(result.times):.3f} | {median:.3f}{failed} | {ratio} | {rss} |"
+            f"| | {tool} | {min(result.times):.3f} | {median:.3f}{failed} | {ratio} | {cpu:.3f} | {rss} |"
         )
+    return lines
+
+
+def bookkeeping_floor(server: Server, statement: str, blocks: int = 12) -> list[str]:
+    """Time, per migration, what each piece of a file's bookkeeping adds to the
+    server's work, from one client with no start-up cost (the floor under W2).
+
+    Each variant runs `statement` then its pieces, with the production SQL:
+    psql's floor (one transaction, one message per statement); then each
+    migration in its own transaction with COMMIT in a second message; then
+    the history row; the session reset; the migration lock guard (all of them:
+    what schemactl sends). Variants rotate over blocks of 50 migrations.
+    """
+    from schemactl.config import Settings
+    from schemactl.core.history import history_insert_sql, qualified_name
+    from schemactl.core.model import MigrationFile
+    from schemactl.db.connection import connect
+    from schemactl.db.history import ensure_history_table
+    from schemactl.db.lock import migration_lock
+    from schemactl.db.session import _RESET_IDENTITY, _RESET_SESSION, _SERVER_ELAPSED_MS
+
+    dbname = f"{DB_PREFIX}floor"
+    server.recreate(dbname)
+    settings = Settings(database_url=server.url(dbname))
+    commit = "SET LOCAL synchronous_commit TO off;\nCOMMIT"
+    counter = iter(range(1, 10**9))
+    with connect(settings) as conn, migration_lock(settings, conn) as lock:
+        conn.autocommit = True
+        ensure_history_table(conn, settings.table)
+        table = qualified_name(settings.table.schema, settings.table.name)
+        guard = lock.guard_sql()
+
+        def record() -> str:
+            version = next(counter)
+            migration = MigrationFile(version, f"m{version}", "", "0" * 64)
+            return history_insert_sql(
+                table, migration, _SERVER_ELAPSED_MS, success=True
+            )
+
+        variants: dict[str, Callable[[], list[str]]] = {
+            "psql -1: statement only, one transaction": lambda: [],
+            "+ own transaction, COMMIT in a second message": lambda: [commit],
+            "+ history row": lambda: [f"{record()};\n{commit}"],
+            "+ session reset": lambda: [f"{_RESET_IDENTITY};\n{_RESET_SESSION};\n{record()};\n{commit}"],
+            "+ lock guard (schemactl)": lambda: [f"{_RESET_IDENTITY};\n{_RESET_SESSION};\n{guard};\n{record()};\n{commit}"],
+        }  # fmt: skip
+        per_block = 50
+        times: dict[str, list[float]] = {name: [] for name in variants}
+        names = list(variants)
+        for block in range(blocks):
+            for name in names[block % len(names) :] + names[: block % len(names)]:
+                text = statement.replace("{n}", "{}")
+                started = time.perf_counter()
+                if name.startswith("psql"):
+                    conn.execute("BEGIN")
+                    for _ in range(per_block):
+                        conn.execute(text.format(next(counter)))
+                    conn.execute("COMMIT")
+                else:
+                    for _ in range(per_block):
+                        conn.execute(f"BEGIN;\n{text.format(next(counter))}")
+                        for message in variants[name]():
+                            conn.execute(message)
+                times[name].append((time.perf_counter() - started) / per_block * 1000)
+    server.drop(dbname)
+    lines = [
+        f"| `{statement.replace('{n}', 'N')}` | ms per migration | added |",
+        "| --- | --- | --- |",
+    ]
+    previous = None
+    for name in names:
+        median = statistics.median(times[name])
+        added = "" if previous is None else f"{median - previous:+.3f}"
+        lines.append(f"| {name} | {median:.3f} | {added} |")
+        previous = median
     return lines
 
 
@@ -393,7 +476,7 @@ def median_ratio(
     times: dict[str, list[float]] = {"argv": [], "floor": []}
     for _ in range(rounds):
         for key, command in (("floor", floor_argv), ("argv", argv)):
-            elapsed, code, _ = run_timed(command, {})
+            elapsed, code, _, _ = run_timed(command, {})
             if code != 0:
                 raise SystemExit(f"bench: {command[:2]} exited {code}")
             times[key].append(elapsed)
@@ -522,6 +605,13 @@ def main() -> None:
         for name, commands, rounds in workloads:
             print(f"running: {name}", file=sys.stderr)
             out += report(name, run_workload(server, name, commands, rounds))
+            out.append("")
+        print("running: bookkeeping floor", file=sys.stderr)
+        for statement in (
+            "CREATE TABLE f{n} (id bigint PRIMARY KEY, note text)",
+            "SELECT {n}",
+        ):
+            out += bookkeeping_floor(server, statement)
             out.append("")
         floor_db = f"{DB_PREFIX}floor"
         server.recreate(floor_db)

@@ -42,9 +42,10 @@ def history_insert_sql(
 ) -> str:
     """Return the INSERT of a migration's history row as SQL text.
 
-    Used by the runner (glued onto the migration's last statement) and by the psql
-    script, so both write identical rows. qualified_table is already quoted;
-    execution_ms is an SQL expression; every value is quoted here.
+    Used by the runner (in the bookkeeping message after a file's statements)
+    and by the psql script, so both write identical rows. qualified_table is
+    already quoted; execution_ms is an SQL expression; every value is quoted
+    here.
     """
     columns = "version, name, checksum, execution_ms, success"
     return (
