@@ -159,13 +159,13 @@ def build_migration(
         text.lstrip(" \t\r\n").startswith("--")
         and read_directives(text, location).no_transaction
     )
-    return MigrationFile(
-        version=up.version,
-        name=up.name,
-        location=location,
-        checksum=checksum_of_normalized(normalized),
-        no_transaction=no_transaction,
-        down_location=_join(directory, down.file_name) if down else None,
+    return MigrationFile(  # positional: keywords cost more, 10,000 times
+        up.version,
+        up.name,
+        location,
+        checksum_of_normalized(normalized),
+        no_transaction,
+        _join(directory, down.file_name) if down else None,
     )
 
 
