@@ -248,7 +248,7 @@ def _status_rows(report: StatusReport) -> list[tuple[str, str, str, str]]:
             str(e.version),
             e.name,
             e.state.value,
-            e.row.applied_at.isoformat(" ", "seconds") if e.row is not None else "",
+            e.applied_at.isoformat(" ", "seconds") if e.applied_at else "",
         )
         for e in report.entries
     ]

@@ -52,7 +52,7 @@ class HistoryRow(NamedTuple):
     version: int
     name: str
     checksum: str
-    applied_at: datetime
+    applied_at: datetime | None  # NOT NULL, but a table made by hand may allow NULL
     applied_by: str
     execution_ms: int
     success: bool = True
