@@ -27,7 +27,7 @@ format: venv
 	$(VENV)/bin/ruff check --fix src tests scripts bench
 
 clean:
-	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache .hypothesis
+	rm -rf $(VENV) build .pytest_cache .mypy_cache .ruff_cache .hypothesis
 
 docs: venv
 	$(VENV)/bin/python scripts/schema_doc.py "$$(scripts/ensure-postgres.sh)"
