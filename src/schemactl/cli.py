@@ -18,6 +18,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, TypeVar
 
 import click
+from click.core import ParameterSource
 
 from schemactl import __version__
 from schemactl.config import (
@@ -31,12 +32,15 @@ from schemactl.config import (
     Settings,
     parse_table_name,
 )
+from schemactl.config_file import FileSettings, find_config_file, load_config_file
 from schemactl.errors import Cancelled, SchemactlError, UsageError
 from schemactl.interrupts import Interrupted, signals_cancel
 from schemactl.redaction import known_secrets, redact
 from schemactl.render import (
     MigrateProgress,
+    config_json,
     render_baseline,
+    render_config,
     render_error,
     render_migrate,
     render_repair,
@@ -56,6 +60,9 @@ if TYPE_CHECKING:
 F = TypeVar("F", bound=Callable[..., Any])
 
 SHARED_OPTIONS = ("database_url", "directory", "table", "connect_timeout")
+# Which configuration file, and which of its environments: accepted before and
+# after the command name, like the shared options.
+FILE_OPTIONS = ("environment", "config_path")
 
 
 def shared_options(*, with_env: bool) -> Callable[[F], F]:
@@ -93,6 +100,23 @@ def shared_options(*, with_env: bool) -> Callable[[F], F]:
                 envvar=envvar("SCHEMACTL_CONNECT_TIMEOUT"),
                 help="Seconds to wait for the server [env: SCHEMACTL_CONNECT_TIMEOUT; "
                 f"default: {DEFAULT_CONNECT_TIMEOUT:g}].",
+            ),
+            click.option(
+                "--env",
+                "environment",
+                metavar="NAME",
+                envvar=envvar("SCHEMACTL_ENV"),
+                help="Use the configuration file's [environments.NAME] "
+                "[env: SCHEMACTL_ENV].",
+            ),
+            click.option(
+                "--config",
+                "config_path",
+                type=click.Path(dir_okay=False, path_type=Path),
+                envvar=envvar("SCHEMACTL_CONFIG"),
+                help="Configuration file [env: SCHEMACTL_CONFIG; default: "
+                "schemactl.toml or [tool.schemactl] in pyproject.toml, from the "
+                "working directory upwards].",
             ),
         ]
         for option in reversed(options):
@@ -185,43 +209,104 @@ def statement_options(function: F) -> F:
     return function
 
 
-def build_settings(
-    ctx: click.Context,
-    lock_timeout: float | None = None,
-    *,
-    table_lock_timeout: float = DEFAULT_TABLE_LOCK_TIMEOUT,
-    table_lock_retries: int = DEFAULT_TABLE_LOCK_RETRIES,
-    table_lock_backoff: float = DEFAULT_TABLE_LOCK_BACKOFF,
-    statement_timeout: float | None = None,
-    **local: Any,
-) -> Settings:
-    """Merge command options over group options (which carry the env vars)."""
-    group: dict[str, Any] = ctx.find_root().params
-    merged = {
-        key: local.get(key) if local.get(key) is not None else group.get(key)
-        for key in SHARED_OPTIONS
-    }
-    url = merged["database_url"]
+# Settings field -> its default, for every option a file may also set.
+DEFAULTS: dict[str, Any] = {
+    "database_url": None,
+    "directory": DEFAULT_DIR,
+    "table": DEFAULT_TABLE,
+    "connect_timeout": DEFAULT_CONNECT_TIMEOUT,
+    "lock_timeout": DEFAULT_LOCK_TIMEOUT,
+    "table_lock_timeout": DEFAULT_TABLE_LOCK_TIMEOUT,
+    "table_lock_retries": DEFAULT_TABLE_LOCK_RETRIES,
+    "table_lock_backoff": DEFAULT_TABLE_LOCK_BACKOFF,
+    "statement_timeout": None,
+}
+_GIVEN = (ParameterSource.COMMANDLINE, ParameterSource.ENVIRONMENT)
+
+
+def build_settings(ctx: click.Context, **local: Any) -> Settings:
+    """Resolve the settings of a command (see resolve_settings)."""
+    return resolve_settings(ctx, **local)[0]
+
+
+def resolve_settings(
+    ctx: click.Context, **local: Any
+) -> tuple[Settings, dict[str, str], FileSettings | None]:
+    """Resolve every setting: option > environment variable > configuration
+    file > default. Return the settings, where each came from, and the file.
+
+    The shared options are read from the command, then from the group (which
+    carries their environment variables).
+    """
+    given = _given_options(ctx, local)
+    environment = given.get("environment", (None, ""))[0]
+    config_path = given.get("config_path", (None, ""))[0]
+    file = _config_file(config_path, environment)
+    values: dict[str, Any] = {}
+    origins: dict[str, str] = {}
+    for name, default in DEFAULTS.items():
+        if name in given:
+            values[name], origins[name] = given[name]
+        elif file is not None and name in file.values:
+            values[name], origins[name] = file.values[name], file.origins[name]
+        else:
+            values[name], origins[name] = default, "default"
+    url = values["database_url"]
     secrets = known_secrets(url)
     # Kept for _fail's --traceback: sys.argv is not always the arguments (an
     # embedding caller, CliRunner), so it alone may not name the URL.
     ctx.find_root().meta[_SECRETS] = secrets
-    return Settings(
-        directory=merged["directory"] or DEFAULT_DIR,
-        table=parse_table_name(merged["table"] or DEFAULT_TABLE),
+    settings = Settings(
+        directory=values["directory"],
+        table=parse_table_name(values["table"]),
         database_url=url,
-        connect_timeout=(
-            merged["connect_timeout"]
-            if merged["connect_timeout"] is not None
-            else DEFAULT_CONNECT_TIMEOUT
-        ),
-        lock_timeout=DEFAULT_LOCK_TIMEOUT if lock_timeout is None else lock_timeout,
-        table_lock_timeout=table_lock_timeout,
-        table_lock_retries=table_lock_retries,
-        table_lock_backoff=table_lock_backoff,
-        statement_timeout=statement_timeout,
+        connect_timeout=values["connect_timeout"],
+        lock_timeout=values["lock_timeout"],
+        table_lock_timeout=values["table_lock_timeout"],
+        table_lock_retries=values["table_lock_retries"],
+        table_lock_backoff=values["table_lock_backoff"],
+        statement_timeout=values["statement_timeout"],
         secrets=secrets,
     )
+    return settings, origins, file
+
+
+def _given_options(
+    ctx: click.Context, local: dict[str, Any]
+) -> dict[str, tuple[Any, str]]:
+    """Return the options given on the command line or by an environment
+    variable, each with where it came from; the command's before the group's."""
+    given: dict[str, tuple[Any, str]] = {}
+    root = ctx.find_root()
+    for context, params in ((root, root.params), (ctx, local)):
+        for name, value in params.items():
+            source = context.get_parameter_source(name)
+            if value is not None and source in _GIVEN:
+                given[name] = (value, _describe_source(context, name, source))
+    return given
+
+
+def _describe_source(
+    ctx: click.Context, name: str, source: ParameterSource | None
+) -> str:
+    option = next(p for p in ctx.command.params if p.name == name)
+    if source is ParameterSource.ENVIRONMENT:
+        return f"env {option.envvar}"
+    return f"option {option.opts[-1]}"
+
+
+def _config_file(path: Path | None, environment: str | None) -> FileSettings | None:
+    """Load the configuration file: the one named, or the one found upwards."""
+    found = path if path is not None else find_config_file(Path.cwd())
+    if found is None:
+        if environment is not None:
+            raise UsageError(
+                f"--env {environment}: no configuration file found (schemactl.toml, "
+                "or [tool.schemactl] in pyproject.toml, from the working "
+                "directory upwards)"
+            )
+        return None
+    return load_config_file(found, environment)
 
 
 class SchemactlGroup(click.Group):
@@ -568,6 +653,30 @@ def sql_command(ctx: click.Context, /, target: int | None, **local: Any) -> None
 
     for chunk in offline.sql_script(build_settings(ctx, **local), target=target):
         click.echo(chunk, nl=False)
+
+
+@cli.command("config")
+@shared_options(with_env=False)
+@lock_timeout_option
+@statement_options
+@click.option("--json", "as_json", is_flag=True, help="Print one JSON document.")
+@click.pass_context
+def config_command(ctx: click.Context, /, as_json: bool, **local: Any) -> None:
+    """Show the settings a command would use here, and where each came from.
+
+    Option > environment variable > configuration file > default. The password
+    is masked. No database needed.
+
+    \b
+    Examples:
+      schemactl config
+      schemactl config --env staging --json
+    """
+    settings, origins, file = resolve_settings(ctx, **local)
+    if as_json:
+        click.echo(config_json(settings, origins, file))
+    else:
+        render_config(settings, origins, file, stdout())
 
 
 def _redacted(exc: click.ClickException) -> click.ClickException:

@@ -21,11 +21,14 @@ from schemactl.errors import (
     SchemactlError,
 )
 from schemactl.observer import MigrateObserver
+from schemactl.redaction import mask_url
 
 if TYPE_CHECKING:
     from rich.console import Console
     from rich.status import Status
 
+    from schemactl.config import Settings
+    from schemactl.config_file import FileSettings
     from schemactl.core.model import (
         Blocker,
         LockHolder,
@@ -234,6 +237,73 @@ def verify_json(report: VerifyReport) -> str:
             "strict": report.strict,
             "drift": [_entry_json(e) for e in report.drift],
             "pending": [_entry_json(e) for e in report.pending],
+        },
+        indent=2,
+    )
+
+
+def _config_values(settings: Settings) -> dict[str, Any]:
+    """Return each setting as JSON shows it (the password masked)."""
+    url = settings.database_url
+    return {
+        "database_url": mask_url(url) if url else None,
+        "directory": str(settings.directory),
+        "table": str(settings.table),
+        "connect_timeout": settings.connect_timeout,
+        "lock_timeout": settings.lock_timeout,
+        "table_lock_timeout": settings.table_lock_timeout,
+        "table_lock_retries": settings.table_lock_retries,
+        "table_lock_backoff": settings.table_lock_backoff,
+        "statement_timeout": settings.statement_timeout,
+    }
+
+
+_UNSET = {
+    "database_url": "(libpq defaults: PG* variables)",
+    "statement_timeout": "(the server's setting)",
+}
+
+
+def _config_text(name: str, value: Any) -> str:
+    if value is None:
+        return _UNSET[name]
+    return f"{value:g}" if isinstance(value, float) else str(value)
+
+
+def render_config(
+    settings: Settings,
+    origins: dict[str, str],
+    file: FileSettings | None,
+    out: Output,
+) -> None:
+    """Print the resolved settings, one per line, with where each came from."""
+    if file is None:
+        out.line("configuration file: none found")
+    else:
+        environment = f" (environment {file.environment})" if file.environment else ""
+        out.line(f"configuration file: {file.path}{environment}")
+    rows = [
+        (name, _config_text(name, value), origins[name])
+        for name, value in _config_values(settings).items()
+    ]
+    name_width = max(len(name) for name, _, _ in rows)
+    value_width = max(len(value) for _, value, _ in rows)
+    for name, value, origin in rows:
+        out.line(f"{name:<{name_width}}  {value:<{value_width}}  {origin}")
+
+
+def config_json(
+    settings: Settings, origins: dict[str, str], file: FileSettings | None
+) -> str:
+    """Return the config document for --json (the password masked)."""
+    return json.dumps(
+        {
+            "config_file": str(file.path) if file else None,
+            "environment": file.environment if file else None,
+            "settings": {
+                name: {"value": value, "source": origins[name]}
+                for name, value in _config_values(settings).items()
+            },
         },
         indent=2,
     )

@@ -1,0 +1,185 @@
+"""Settings from a configuration file: option > env var > file > default."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import pytest
+from click.testing import CliRunner, Result
+
+from schemactl.cli import cli
+
+SECRET = "pa55-in-the-file"
+# Every variable a setting can come from, unset: each test says what it sets.
+CLEAN_ENV: dict[str, str | None] = dict.fromkeys(
+    (
+        "DATABASE_URL",
+        "SCHEMACTL_DIR",
+        "SCHEMACTL_TABLE",
+        "SCHEMACTL_CONNECT_TIMEOUT",
+        "SCHEMACTL_LOCK_TIMEOUT",
+        "SCHEMACTL_TABLE_LOCK_TIMEOUT",
+        "SCHEMACTL_TABLE_LOCK_RETRIES",
+        "SCHEMACTL_TABLE_LOCK_BACKOFF",
+        "SCHEMACTL_STATEMENT_TIMEOUT",
+        "SCHEMACTL_ENV",
+        "SCHEMACTL_CONFIG",
+    )
+)
+
+
+def invoke(*args: str, env: dict[str, str] | None = None) -> Result:
+    return CliRunner().invoke(
+        cli, list(args), env={**CLEAN_ENV, **(env or {})}, catch_exceptions=False
+    )
+
+
+def settings_json(*args: str, env: dict[str, str] | None = None) -> dict[str, Any]:
+    result = invoke(*args, "config", "--json", env=env)
+    assert result.exit_code == 0, result.output
+    return dict(json.loads(result.stdout))
+
+
+@pytest.fixture
+def project(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """A project with a schemactl.toml; the test runs from a subdirectory."""
+    (tmp_path / "schemactl.toml").write_text(
+        'dir = "db/migrations"\n'
+        'table = "app.file_history"\n'
+        "lock-timeout = 30\n"
+        "[environments.staging]\n"
+        f'database-url = "postgresql://app:{SECRET}@db.example/app"\n'
+        "table-lock-timeout = 2\n"
+    )
+    (tmp_path / "src" / "deep").mkdir(parents=True)
+    monkeypatch.chdir(tmp_path / "src" / "deep")
+    return tmp_path
+
+
+def test_each_setting_says_where_it_came_from(project):
+    document = settings_json("--env", "staging")
+    assert document["config_file"] == str(project / "schemactl.toml")
+    assert document["environment"] == "staging"
+    settings = document["settings"]
+    assert settings["directory"] == {
+        "value": str(project / "db" / "migrations"),
+        "source": "schemactl.toml",
+    }
+    assert settings["table_lock_timeout"] == {
+        "value": 2.0,
+        "source": "schemactl.toml [environments.staging]",
+    }
+    assert settings["database_url"]["source"] == (
+        "schemactl.toml [environments.staging] database-url"
+    )
+    assert settings["connect_timeout"] == {"value": 10.0, "source": "default"}
+    assert settings["statement_timeout"] == {"value": None, "source": "default"}
+
+
+@pytest.mark.parametrize(
+    ("setting", "option", "variable", "from_file", "from_env", "from_flag"),
+    [
+        ("table", "--table", "SCHEMACTL_TABLE", "app.file_history", "a.env", "a.flag"),
+        ("lock_timeout", "--lock-timeout", "SCHEMACTL_LOCK_TIMEOUT", 30.0, "7", "9"),
+    ],
+)
+def test_flag_beats_env_beats_file(
+    project, setting, option, variable, from_file, from_env, from_flag
+):
+    def value_and_source(*args: str, env: dict[str, str] | None = None) -> Any:
+        found = settings_json(*args, env=env)["settings"][setting]
+        return found["value"], found["source"]
+
+    assert value_and_source() == (from_file, "schemactl.toml")
+    with_env = {variable: from_env}
+    expected_env = from_env if setting == "table" else float(from_env)
+    assert value_and_source(env=with_env) == (expected_env, f"env {variable}")
+    result = invoke("config", "--json", option, from_flag, env=with_env)
+    found = json.loads(result.stdout)["settings"][setting]
+    expected_flag = from_flag if setting == "table" else float(from_flag)
+    assert (found["value"], found["source"]) == (expected_flag, f"option {option}")
+
+
+def test_without_a_file_everything_is_a_default(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    document = settings_json()
+    assert document["config_file"] is None
+    assert {s["source"] for s in document["settings"].values()} == {"default"}
+    assert document["settings"]["table"]["value"] == "public.schema_migrations"
+
+
+def test_the_password_is_never_shown(project):
+    for args in (["config"], ["config", "--json"]):
+        result = invoke("--env", "staging", *args)
+        assert result.exit_code == 0
+        assert SECRET not in result.output
+        assert "postgresql://app:****@db.example/app" in result.output
+
+
+def test_env_options_work_before_and_after_the_command(project):
+    before = invoke("--env", "staging", "config", "--json")
+    after = invoke("config", "--json", "--env", "staging")
+    from_variable = invoke("config", "--json", env={"SCHEMACTL_ENV": "staging"})
+    assert before.stdout == after.stdout == from_variable.stdout
+
+
+def test_an_unknown_environment_is_a_usage_error(project):
+    result = invoke("--env", "prod", "status")
+    assert result.exit_code == 2
+    assert "no environment 'prod' (environments: staging)" in result.output
+
+
+def test_env_without_a_file_is_a_usage_error(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    result = invoke("--env", "staging", "config")
+    assert result.exit_code == 2
+    assert "--env staging: no configuration file found" in result.output
+
+
+def test_a_named_file_is_used_wherever_the_command_runs(tmp_path, monkeypatch):
+    named = tmp_path / "conf" / "ci.toml"
+    named.parent.mkdir()
+    named.write_text('table = "ci.history"\n')
+    monkeypatch.chdir(tmp_path)
+    assert settings_json("--config", str(named))["settings"]["table"] == {
+        "value": "ci.history",
+        "source": "ci.toml",
+    }
+    missing = invoke("--config", str(tmp_path / "nope.toml"), "config")
+    assert missing.exit_code == 2
+    assert "nope.toml: cannot read" in missing.output
+
+
+def test_a_broken_file_stops_every_command_with_exit_2(project):
+    (project / "schemactl.toml").write_text("tabel = 'x'\n")
+    for command in ("status", "migrate", "new", "config"):
+        args = [command, "x"] if command == "new" else [command]
+        result = invoke(*args)
+        assert result.exit_code == 2, command
+        assert "unknown key 'tabel'" in result.output
+
+
+def test_migrate_and_status_run_from_the_file(project, database_url, db):
+    # The URL comes through database-url-env, the directory and the table from
+    # the file: no option at all on the command line.
+    (project / "schemactl.toml").write_text(
+        'dir = "db/migrations"\n'
+        'table = "ops.history"\n'
+        'database-url-env = "TEST_DATABASE_URL"\n'
+    )
+    migrations = project / "db" / "migrations"
+    migrations.mkdir(parents=True)
+    (migrations / "001_users.sql").write_text("CREATE TABLE users (id int);\n")
+    db.execute("CREATE SCHEMA ops")
+    env = {"TEST_DATABASE_URL": database_url}
+
+    migrated = invoke("migrate", env=env)
+    assert migrated.exit_code == 0, migrated.output
+    rows = db.execute("SELECT version, name FROM ops.history").fetchall()
+    assert rows == [(1, "users")]
+
+    status = invoke("status", env=env)
+    assert status.exit_code == 0, status.output
+    assert "ops.history: database at version 1" in status.output
