@@ -567,6 +567,9 @@ def main() -> None:
     ]
     with tempfile.TemporaryDirectory(prefix="schemactl-bench-") as tmp:
         root = Path(tmp)
+        # Every tool runs from here: no configuration file of this checkout
+        # (pyproject.toml) is found and parsed by the commands being timed.
+        os.chdir(root)
         many = root / "many"
         write_many(
             many,
@@ -623,6 +626,7 @@ def main() -> None:
             f"Python floor (interleaved, {args.rounds * 2} runs each)."
         )
         out.append(f"Load average at the end: {load_average()}.")
+        os.chdir(ROOT)
     print("\n".join(out))
 
 
