@@ -20,7 +20,7 @@ from typing import TYPE_CHECKING, Any, TypeVar
 import click
 from click.core import ParameterSource
 
-from schemactl import __version__
+from schemactl import __version__, machine
 from schemactl.config import (
     DEFAULT_CONNECT_TIMEOUT,
     DEFAULT_DIR,
@@ -33,12 +33,14 @@ from schemactl.config import (
     parse_table_name,
 )
 from schemactl.config_file import FileSettings, find_config_file, load_config_file
-from schemactl.errors import Cancelled, SchemactlError, UsageError
+from schemactl.errors import EXIT_OK, Cancelled, SchemactlError, UsageError
 from schemactl.interrupts import Interrupted, signals_cancel
+from schemactl.machine import FORMATS
 from schemactl.redaction import known_secrets, redact
 from schemactl.render import (
     MigrateProgress,
-    config_json,
+    Output,
+    config_payload,
     render_baseline,
     render_config,
     render_error,
@@ -48,14 +50,13 @@ from schemactl.render import (
     render_rollback,
     render_status,
     render_verify,
-    status_json,
     stderr,
     stdout,
-    verify_json,
 )
 
 if TYPE_CHECKING:
-    from schemactl.core.planning import RepairPlan
+    from schemactl.core.model import MigrationFile
+    from schemactl.core.planning import RepairPlan, RollbackStep
 
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -121,13 +122,120 @@ def shared_options(*, with_env: bool) -> Callable[[F], F]:
         ]
         for option in reversed(options):
             function = option(function)
-        return traceback_option(function)
+        return format_option(traceback_option(function), with_env=with_env)
 
     return decorate
 
 
 _TRACEBACK = "schemactl.traceback"
 _SECRETS = "schemactl.secrets"
+_FORMAT = "schemactl.format"
+# The command's JSON document so far: what the error handler prints with the
+# error (the target, the migrations applied before a failure).
+_DOCUMENT = "schemactl.document"
+
+
+def _remember_format(ctx: click.Context, _: click.Parameter, value: str | None) -> None:
+    # Kept on the root context, like --traceback: the error handler needs it.
+    # A command's own --format comes after the group's and wins.
+    if value is not None:
+        ctx.find_root().meta[_FORMAT] = value
+
+
+def format_option(function: F, *, with_env: bool) -> F:
+    """Add --format, accepted before and after the command name."""
+    return click.option(
+        "--format",
+        "output_format",
+        type=click.Choice(FORMATS),
+        expose_value=False,
+        callback=_remember_format,
+        envvar="SCHEMACTL_FORMAT" if with_env else None,
+        help="Output: text, json (one document on stdout, also on failure) or "
+        "github (text, and annotations for GitHub Actions) [env: "
+        "SCHEMACTL_FORMAT; default: text].",
+    )(function)
+
+
+def _json_alias(ctx: click.Context, _: click.Parameter, value: bool) -> None:
+    if value:
+        ctx.find_root().meta[_FORMAT] = "json"
+
+
+def json_flag(function: F) -> F:
+    """Add --json: the same as --format json (kept for status, verify, config)."""
+    return click.option(
+        "--json",
+        is_flag=True,
+        expose_value=False,
+        callback=_json_alias,
+        help="Print one JSON document (the same as --format json).",
+    )(function)
+
+
+def output_format(ctx: click.Context) -> str:
+    """Return the format asked for (text unless --format or an env var said)."""
+    return str(ctx.find_root().meta.get(_FORMAT, "text"))
+
+
+def begin_document(ctx: click.Context, command: str, **keys: Any) -> dict[str, Any]:
+    """Start the command's document; the error handler completes it on failure."""
+    doc: dict[str, Any] = {"command": command, **keys}
+    ctx.find_root().meta[_DOCUMENT] = doc
+    return doc
+
+
+def print_document(ctx: click.Context, exit_code: int = 0, **keys: Any) -> None:
+    """Print the command's document with keys added (json format only)."""
+    doc = dict(ctx.find_root().meta.get(_DOCUMENT, {}))
+    command = doc.pop("command", ctx.info_name)
+    click.echo(machine.dumps(machine.document(command, exit_code, **doc, **keys)))
+
+
+class RecordingProgress(MigrateProgress):
+    """Shows progress, and records in the command's document what happened: the
+    target, and each migration applied or reverted (kept when a later one fails).
+    """
+
+    def __init__(self, out: Output, err: Output, doc: dict[str, Any]) -> None:
+        super().__init__(out, err)
+        self._doc = doc
+
+    def target_chosen(self, target: str, table: str) -> None:
+        self._doc.update(target=target, table=table)
+        super().target_chosen(target, table)
+
+    def migration_applied(self, migration: MigrationFile, execution_ms: int) -> None:
+        applied = self._doc.setdefault("applied", [])
+        applied.append(machine.migration_json(migration, execution_ms=execution_ms))
+        super().migration_applied(migration, execution_ms)
+
+    def migration_reverted(self, step: RollbackStep, execution_ms: int) -> None:
+        reverted = self._doc.setdefault("rolled_back", [])
+        reverted.append(
+            machine.migration_json(
+                step.migration,
+                down_file=str(step.down_path),
+                execution_ms=execution_ms,
+            )
+        )
+        super().migration_reverted(step, execution_ms)
+
+
+def _progress(
+    ctx: click.Context, doc: dict[str, Any]
+) -> tuple[Output, RecordingProgress]:
+    """Return where the command's lines go, and its progress observer: with
+    --format json every line goes to stderr, stdout holds the document only."""
+    err = stderr()
+    out = err if output_format(ctx) == "json" else stdout()
+    return out, RecordingProgress(out, err, doc)
+
+
+def print_annotations(lines: list[str]) -> None:
+    """Print GitHub Actions workflow commands (stdout, where the runner reads)."""
+    for line in lines:
+        click.echo(line)
 
 
 def _remember_traceback(ctx: click.Context, _: click.Parameter, value: bool) -> None:
@@ -351,6 +459,16 @@ class SchemactlGroup(click.Group):
             secrets = (*ctx.meta.get(_SECRETS, ()), *_process_secrets())
             sys.stderr.write(redact(traceback.format_exc(), secrets))
         render_error(error, stderr())
+        fmt = output_format(ctx)
+        if fmt == "json":
+            doc = dict(ctx.meta.get(_DOCUMENT, {}))
+            command = doc.pop("command", ctx.invoked_subcommand or "schemactl")
+            failed = machine.document(
+                command, exit_code, **doc, error=machine.error_json(error)
+            )
+            click.echo(machine.dumps(failed))
+        elif fmt == "github":
+            print_annotations(machine.error_annotations(error))
         ctx.exit(exit_code)
 
 
@@ -402,9 +520,9 @@ def migrate(
     """
     from schemactl import runner  # imported when run: see module docstring
 
+    doc = begin_document(ctx, "migrate", target=None, table=None, applied=[])
     settings = build_settings(ctx, **local)
-    out, err = stdout(), stderr()
-    progress = MigrateProgress(out, err)
+    out, progress = _progress(ctx, doc)
     try:
         result = runner.migrate(
             settings,
@@ -415,29 +533,56 @@ def migrate(
         )
     finally:
         progress.close()
-    render_migrate(result, out)
+    if output_format(ctx) == "json":
+        print_document(
+            ctx,
+            dry_run=result.dry_run,
+            planned=[machine.migration_json(m) for m in result.planned],
+            current_version=result.current_version,
+        )
+    else:
+        render_migrate(result, out)
 
 
 @cli.command()
 @shared_options(with_env=False)
 @table_lock_timeout_option
-@click.option("--json", "as_json", is_flag=True, help="Print one JSON document.")
+@json_flag
+@click.option(
+    "--exit-code",
+    "with_exit_code",
+    is_flag=True,
+    help="Exit 1 on drift, 4 when migrations are pending (no drift), else 0.",
+)
 @click.pass_context
-def status(ctx: click.Context, /, as_json: bool, **local: Any) -> None:
+def status(ctx: click.Context, /, with_exit_code: bool, **local: Any) -> None:
     """Show every version with its state and when it was applied.
 
     \b
     Examples:
       schemactl status
       schemactl status --json | jq '.migrations[] | select(.state != "applied")'
+      schemactl status --exit-code || echo "pending or drift"
     """
     from schemactl import reports  # imported when run: see module docstring
 
+    begin_document(ctx, "status")
     report = reports.status(build_settings(ctx, **local))
-    if as_json:
-        click.echo(status_json(report))
+    exit_code = report.exit_code if with_exit_code else EXIT_OK
+    fmt = output_format(ctx)
+    if fmt == "json":
+        print_document(
+            ctx,
+            exit_code,
+            table=report.table,
+            current_version=report.current_version,
+            migrations=[machine.entry_json(e) for e in report.entries],
+        )
     else:
         render_status(report, stdout())
+    if fmt == "github":
+        print_annotations(machine.drift_annotations(report.drift, "warning"))
+    ctx.exit(exit_code)
 
 
 @cli.command()
@@ -449,14 +594,13 @@ def status(ctx: click.Context, /, as_json: bool, **local: Any) -> None:
     is_flag=True,
     help="Do not count pending versions below the highest applied one as drift.",
 )
-@click.option("--json", "as_json", is_flag=True, help="Print one JSON document.")
+@json_flag
 @click.pass_context
 def verify(
     ctx: click.Context,
     /,
     strict: bool,
     allow_out_of_order: bool,
-    as_json: bool,
     **local: Any,
 ) -> None:
     """Check for drift without changing anything (for CI).
@@ -472,15 +616,30 @@ def verify(
     """
     from schemactl import reports  # imported when run: see module docstring
 
+    begin_document(ctx, "verify")
     report = reports.verify(
         build_settings(ctx, **local),
         strict=strict,
         allow_out_of_order=allow_out_of_order,
     )
-    if as_json:
-        click.echo(verify_json(report))
+    fmt = output_format(ctx)
+    if fmt == "json":
+        print_document(
+            ctx,
+            report.exit_code,
+            table=report.table,
+            strict=report.strict,
+            drift=[machine.entry_json(e) for e in report.drift],
+            pending=[machine.entry_json(e) for e in report.pending],
+        )
     else:
         render_verify(report, stdout())
+    if fmt == "github":
+        pending_level = "error" if strict else "warning"
+        print_annotations(
+            machine.drift_annotations(report.drift, "error")
+            + machine.pending_annotations(report.pending, pending_level)
+        )
     ctx.exit(report.exit_code)
 
 
@@ -519,14 +678,17 @@ def rollback(
         raise UsageError("use --steps or --to, not both")
     from schemactl import runner  # imported when run: see module docstring
 
+    doc = begin_document(ctx, "rollback", target=None, table=None, rolled_back=[])
     settings = build_settings(ctx, **local)
-    out, err = stdout(), stderr()
-    progress = MigrateProgress(out, err)
+    out, progress = _progress(ctx, doc)
     try:
         done = runner.rollback(settings, steps=steps, target=target, observer=progress)
     finally:
         progress.close()
-    render_rollback(done, out)
+    if output_format(ctx) == "json":
+        print_document(ctx)
+    else:
+        render_rollback(done, out)
 
 
 @cli.command()
@@ -554,12 +716,14 @@ def baseline(ctx: click.Context, /, version: int, **local: Any) -> None:
     """
     from schemactl import runner  # imported when run: see module docstring
 
-    recorded = runner.baseline(
-        build_settings(ctx, **local),
-        version=version,
-        observer=MigrateProgress(stdout(), stderr()),
-    )
-    render_baseline(recorded, stdout())
+    doc = begin_document(ctx, "baseline")
+    settings = build_settings(ctx, **local)
+    out, progress = _progress(ctx, doc)
+    recorded = runner.baseline(settings, version=version, observer=progress)
+    if output_format(ctx) == "json":
+        print_document(ctx, recorded=[machine.migration_json(m) for m in recorded])
+    else:
+        render_baseline(recorded, out)
 
 
 @cli.command()
@@ -580,16 +744,20 @@ def repair(ctx: click.Context, /, yes: bool, **local: Any) -> None:
     Example:
       schemactl repair --yes
     """
-    out = stdout()
+    doc = begin_document(ctx, "repair")
+    settings = build_settings(ctx, **local)
+    out, progress = _progress(ctx, doc)
 
     def confirm(plan: RepairPlan) -> bool:
+        doc["plan"] = machine.repair_plan_json(plan)
         render_repair_plan(plan, out)
         if yes:
             return True
         if not sys.stdin.isatty():
             raise UsageError("repair changes the history: pass --yes to confirm")
         try:
-            return click.confirm("apply these changes?", default=False)
+            # The question goes to stderr: stdout may be a JSON document.
+            return click.confirm("apply these changes?", default=False, err=True)
         except click.Abort as abort:
             # click turns Ctrl-C (and SIGTERM, see interrupts.py) into Abort,
             # keeping the signal only as the exception's context.
@@ -599,12 +767,13 @@ def repair(ctx: click.Context, /, yes: bool, **local: Any) -> None:
 
     from schemactl import runner  # imported when run: see module docstring
 
-    result = runner.repair(
-        build_settings(ctx, **local),
-        confirm=confirm,
-        observer=MigrateProgress(out, stderr()),
-    )
-    render_repair(result, out)
+    result = runner.repair(settings, confirm=confirm, observer=progress)
+    if output_format(ctx) == "json":
+        print_document(
+            ctx, plan=machine.repair_plan_json(result.plan), applied=result.applied
+        )
+    else:
+        render_repair(result, out)
 
 
 @cli.command()
@@ -625,11 +794,16 @@ def new(ctx: click.Context, /, name: str, with_down: bool, **local: Any) -> None
       schemactl new add_users            # sql/003_add_users.sql
       schemactl new "add index" --down   # and sql/004_add_index.down.sql
     """
+    begin_document(ctx, "new")
     settings = build_settings(ctx, **local)
     out = stdout()
     from schemactl import offline  # imported when run: see module docstring
 
-    for path in offline.new_migration(settings.directory, name, with_down=with_down):
+    created = offline.new_migration(settings.directory, name, with_down=with_down)
+    if output_format(ctx) == "json":
+        print_document(ctx, created=[str(path) for path in created])
+        return
+    for path in created:
         out.line(f"created {path}")
 
 
@@ -651,7 +825,12 @@ def sql_command(ctx: click.Context, /, target: int | None, **local: Any) -> None
     """
     from schemactl import offline  # imported when run: see module docstring
 
-    for chunk in offline.sql_script(build_settings(ctx, **local), target=target):
+    begin_document(ctx, "sql")
+    chunks = offline.sql_script(build_settings(ctx, **local), target=target)
+    if output_format(ctx) == "json":
+        print_document(ctx, script="".join(chunks))
+        return
+    for chunk in chunks:
         click.echo(chunk, nl=False)
 
 
@@ -659,9 +838,9 @@ def sql_command(ctx: click.Context, /, target: int | None, **local: Any) -> None
 @shared_options(with_env=False)
 @lock_timeout_option
 @statement_options
-@click.option("--json", "as_json", is_flag=True, help="Print one JSON document.")
+@json_flag
 @click.pass_context
-def config_command(ctx: click.Context, /, as_json: bool, **local: Any) -> None:
+def config_command(ctx: click.Context, /, **local: Any) -> None:
     """Show the settings a command would use here, and where each came from.
 
     Option > environment variable > configuration file > default. The password
@@ -672,9 +851,10 @@ def config_command(ctx: click.Context, /, as_json: bool, **local: Any) -> None:
       schemactl config
       schemactl config --env staging --json
     """
+    begin_document(ctx, "config")
     settings, origins, file = resolve_settings(ctx, **local)
-    if as_json:
-        click.echo(config_json(settings, origins, file))
+    if output_format(ctx) == "json":
+        print_document(ctx, **config_payload(settings, origins, file))
     else:
         render_config(settings, origins, file, stdout())
 

@@ -13,6 +13,8 @@ EXIT_OK = 0
 EXIT_FAILED = 1
 EXIT_USAGE = 2
 EXIT_UNAVAILABLE = 3
+# Only with `status --exit-code`: migrations are pending, and there is no drift.
+EXIT_PENDING = 4
 EXIT_SIGINT = 130
 EXIT_SIGTERM = 143
 

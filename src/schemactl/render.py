@@ -8,7 +8,6 @@ is plain lines and does not pay for it.
 
 from __future__ import annotations
 
-import json
 import sys
 from typing import TYPE_CHECKING, Any, TextIO
 
@@ -203,45 +202,6 @@ def _plural(count: int, noun: str) -> str:
     return noun if count == 1 else f"{noun}s"
 
 
-def _entry_json(entry: StatusEntry) -> dict[str, Any]:
-    return {
-        "version": entry.version,
-        "name": entry.name,
-        "state": str(entry.state),
-        "file": entry.file.location if entry.file else None,
-        "applied_at": entry.applied_at.isoformat() if entry.applied_at else None,
-        "checksum": entry.file.checksum if entry.file else None,
-        "applied_checksum": entry.row.checksum if entry.row else None,
-        "execution_ms": entry.row.execution_ms if entry.row else None,
-    }
-
-
-def status_json(report: StatusReport) -> str:
-    """Return the status document for --json."""
-    return json.dumps(
-        {
-            "table": report.table,
-            "current_version": report.current_version,
-            "migrations": [_entry_json(e) for e in report.entries],
-        },
-        indent=2,
-    )
-
-
-def verify_json(report: VerifyReport) -> str:
-    """Return the verify document for --json."""
-    return json.dumps(
-        {
-            "table": report.table,
-            "ok": report.ok,
-            "strict": report.strict,
-            "drift": [_entry_json(e) for e in report.drift],
-            "pending": [_entry_json(e) for e in report.pending],
-        },
-        indent=2,
-    )
-
-
 def _config_values(settings: Settings) -> dict[str, Any]:
     """Return each setting as JSON shows it (the password masked)."""
     url = settings.database_url
@@ -292,21 +252,18 @@ def render_config(
         out.line(f"{name:<{name_width}}  {value:<{value_width}}  {origin}")
 
 
-def config_json(
+def config_payload(
     settings: Settings, origins: dict[str, str], file: FileSettings | None
-) -> str:
-    """Return the config document for --json (the password masked)."""
-    return json.dumps(
-        {
-            "config_file": str(file.path) if file else None,
-            "environment": file.environment if file else None,
-            "settings": {
-                name: {"value": value, "source": origins[name]}
-                for name, value in _config_values(settings).items()
-            },
+) -> dict[str, Any]:
+    """Return the keys of the config document (the password masked)."""
+    return {
+        "config_file": str(file.path) if file else None,
+        "environment": file.environment if file else None,
+        "settings": {
+            name: {"value": value, "source": origins[name]}
+            for name, value in _config_values(settings).items()
         },
-        indent=2,
-    )
+    }
 
 
 STATUS_COLUMNS = ("version", "name", "state", "applied at")

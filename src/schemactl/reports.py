@@ -17,7 +17,7 @@ from schemactl.core.model import StatusEntry
 from schemactl.core.planning import build_status, find_drift, find_pending
 from schemactl.db.connection import connect
 from schemactl.db.history import read_history
-from schemactl.errors import EXIT_FAILED, EXIT_OK
+from schemactl.errors import EXIT_FAILED, EXIT_OK, EXIT_PENDING
 
 
 @dataclass(frozen=True, slots=True)
@@ -26,6 +26,19 @@ class StatusReport:
 
     table: str
     entries: list[StatusEntry]
+
+    @property
+    def drift(self) -> list[StatusEntry]:
+        """Return the versions in drift (what migrate refuses and verify fails on)."""
+        return find_drift(self.entries)
+
+    @property
+    def exit_code(self) -> int:
+        """Return the exit code of `status --exit-code`: 1 on drift, 4 when
+        migrations are pending (and nothing drifted), else 0."""
+        if self.drift:
+            return EXIT_FAILED
+        return EXIT_PENDING if find_pending(self.entries) else EXIT_OK
 
     @property
     def current_version(self) -> int | None:
