@@ -11,6 +11,7 @@ and `sql` start without it.
 
 from __future__ import annotations
 
+import math
 import os
 import sys
 from collections.abc import Callable
@@ -29,6 +30,8 @@ from schemactl.config import (
     DEFAULT_TABLE_LOCK_BACKOFF,
     DEFAULT_TABLE_LOCK_RETRIES,
     DEFAULT_TABLE_LOCK_TIMEOUT,
+    MAX_RETRIES,
+    MAX_SECONDS,
     Settings,
     parse_table_name,
 )
@@ -59,6 +62,27 @@ if TYPE_CHECKING:
     from schemactl.core.planning import RepairPlan, RollbackStep
 
 F = TypeVar("F", bound=Callable[..., Any])
+
+
+class Seconds(click.FloatRange):
+    """A number of seconds from 0 to MAX_SECONDS; NaN and infinity refused
+    (a range check alone lets NaN through)."""
+
+    name = "seconds"
+
+    def __init__(self) -> None:
+        super().__init__(min=0, max=MAX_SECONDS)
+
+    def convert(
+        self, value: Any, param: click.Parameter | None, ctx: click.Context | None
+    ) -> Any:
+        seconds = super().convert(value, param, ctx)
+        if math.isnan(seconds):
+            self.fail("NaN is not a number of seconds", param, ctx)
+        return seconds
+
+
+SECONDS = Seconds()
 
 SHARED_OPTIONS = ("database_url", "directory", "table", "connect_timeout")
 # Which configuration file, and which of its environments: accepted before and
@@ -97,7 +121,7 @@ def shared_options(*, with_env: bool) -> Callable[[F], F]:
             ),
             click.option(
                 "--connect-timeout",
-                type=click.FloatRange(min=0),
+                type=SECONDS,
                 envvar=envvar("SCHEMACTL_CONNECT_TIMEOUT"),
                 help="Seconds to wait for the server [env: SCHEMACTL_CONNECT_TIMEOUT; "
                 f"default: {DEFAULT_CONNECT_TIMEOUT:g}].",
@@ -260,7 +284,7 @@ def lock_timeout_option(function: F) -> F:
     """Add --lock-timeout to a command that takes the migration lock."""
     return click.option(
         "--lock-timeout",
-        type=click.FloatRange(min=0),
+        type=SECONDS,
         default=DEFAULT_LOCK_TIMEOUT,
         envvar="SCHEMACTL_LOCK_TIMEOUT",
         show_default=True,
@@ -273,7 +297,7 @@ def table_lock_timeout_option(function: F) -> F:
     """Add --table-lock-timeout: how long one statement waits for a table lock."""
     return click.option(
         "--table-lock-timeout",
-        type=click.FloatRange(min=0),
+        type=SECONDS,
         default=DEFAULT_TABLE_LOCK_TIMEOUT,
         envvar="SCHEMACTL_TABLE_LOCK_TIMEOUT",
         show_default=True,
@@ -288,7 +312,7 @@ def statement_options(function: F) -> F:
         table_lock_timeout_option,
         click.option(
             "--table-lock-retries",
-            type=click.IntRange(min=0),
+            type=click.IntRange(min=0, max=MAX_RETRIES),
             default=DEFAULT_TABLE_LOCK_RETRIES,
             envvar="SCHEMACTL_TABLE_LOCK_RETRIES",
             show_default=True,
@@ -297,7 +321,7 @@ def statement_options(function: F) -> F:
         ),
         click.option(
             "--table-lock-backoff",
-            type=click.FloatRange(min=0),
+            type=SECONDS,
             default=DEFAULT_TABLE_LOCK_BACKOFF,
             envvar="SCHEMACTL_TABLE_LOCK_BACKOFF",
             show_default=True,
@@ -306,7 +330,7 @@ def statement_options(function: F) -> F:
         ),
         click.option(
             "--statement-timeout",
-            type=click.FloatRange(min=0),
+            type=SECONDS,
             envvar="SCHEMACTL_STATEMENT_TIMEOUT",
             help="Seconds any one statement may run, 0: no limit [env: "
             "SCHEMACTL_STATEMENT_TIMEOUT; default: the server's setting].",
@@ -332,24 +356,28 @@ DEFAULTS: dict[str, Any] = {
 _GIVEN = (ParameterSource.COMMANDLINE, ParameterSource.ENVIRONMENT)
 
 
-def build_settings(ctx: click.Context, **local: Any) -> Settings:
+def build_settings(
+    ctx: click.Context, *, needs_database: bool = True, **local: Any
+) -> Settings:
     """Resolve the settings of a command (see resolve_settings)."""
-    return resolve_settings(ctx, **local)[0]
+    return resolve_settings(ctx, needs_database=needs_database, **local)[0]
 
 
 def resolve_settings(
-    ctx: click.Context, **local: Any
+    ctx: click.Context, *, needs_database: bool = True, **local: Any
 ) -> tuple[Settings, dict[str, str], FileSettings | None]:
     """Resolve every setting: option > environment variable > configuration
     file > default. Return the settings, where each came from, and the file.
 
     The shared options are read from the command, then from the group (which
-    carries their environment variables).
+    carries their environment variables). The file's database is read only when
+    it is the one used; a command that needs none (new, sql, config) gets None
+    and the reason, rather than an error, when it cannot be read.
     """
     given = _given_options(ctx, local)
-    environment = given.get("environment", (None, ""))[0]
+    environment, env_origin = given.get("environment", (None, ""))
     config_path = given.get("config_path", (None, ""))[0]
-    file = _config_file(config_path, environment)
+    file = _config_file(config_path, environment, env_origin)
     values: dict[str, Any] = {}
     origins: dict[str, str] = {}
     for name, default in DEFAULTS.items():
@@ -359,6 +387,21 @@ def resolve_settings(
             values[name], origins[name] = file.values[name], file.origins[name]
         else:
             values[name], origins[name] = default, "default"
+    if "database_url" not in given and file is not None and file.database:
+        origins["database_url"] = file.origins["database_url"]
+        try:
+            values["database_url"] = file.database.url(os.environ)
+        except UsageError:
+            if needs_database:
+                raise
+            origins["database_url"] += " (not set)"
+    elif (
+        environment is not None
+        and file is not None
+        and file.database
+        and origins["database_url"].startswith("env ")
+    ):
+        _warn_overridden(environment, origins["database_url"])
     url = values["database_url"]
     secrets = known_secrets(url)
     # Kept for _fail's --traceback: sys.argv is not always the arguments (an
@@ -403,18 +446,39 @@ def _describe_source(
     return f"option {option.opts[-1]}"
 
 
-def _config_file(path: Path | None, environment: str | None) -> FileSettings | None:
+def _config_file(
+    path: Path | None, environment: str | None, env_origin: str
+) -> FileSettings | None:
     """Load the configuration file: the one named, or the one found upwards."""
-    found = path if path is not None else find_config_file(Path.cwd())
+    found = path if path is not None else _find_from_working_directory()
     if found is None:
         if environment is not None:
+            named = env_origin.removeprefix("option ").removeprefix("env ")
             raise UsageError(
-                f"--env {environment}: no configuration file found (schemactl.toml, "
-                "or [tool.schemactl] in pyproject.toml, from the working "
-                "directory upwards)"
+                f"{named} {environment}: no configuration file found "
+                "(schemactl.toml, or [tool.schemactl] in pyproject.toml, from the "
+                "working directory upwards)"
             )
         return None
     return load_config_file(found, environment)
+
+
+def _find_from_working_directory() -> Path | None:
+    try:
+        here = Path.cwd()
+    except OSError:  # the working directory was removed: no file applies
+        return None
+    return find_config_file(here)
+
+
+def _warn_overridden(environment: str, origin: str) -> None:
+    # The documented order, but a stale DATABASE_URL in a shell silently
+    # beating `--env local` is how production gets migrated by mistake.
+    click.echo(
+        f"warning: the database of environment {environment!r} is overridden by "
+        f"{origin.removeprefix('env ')} (unset it, or pass -d)",
+        err=True,
+    )
 
 
 class SchemactlGroup(click.Group):
@@ -795,7 +859,7 @@ def new(ctx: click.Context, /, name: str, with_down: bool, **local: Any) -> None
       schemactl new "add index" --down   # and sql/004_add_index.down.sql
     """
     begin_document(ctx, "new")
-    settings = build_settings(ctx, **local)
+    settings = build_settings(ctx, needs_database=False, **local)
     out = stdout()
     from schemactl import offline  # imported when run: see module docstring
 
@@ -826,7 +890,8 @@ def sql_command(ctx: click.Context, /, target: int | None, **local: Any) -> None
     from schemactl import offline  # imported when run: see module docstring
 
     begin_document(ctx, "sql")
-    chunks = offline.sql_script(build_settings(ctx, **local), target=target)
+    settings = build_settings(ctx, needs_database=False, **local)
+    chunks = offline.sql_script(settings, target=target)
     if output_format(ctx) == "json":
         print_document(ctx, script="".join(chunks))
         return
@@ -852,7 +917,7 @@ def config_command(ctx: click.Context, /, **local: Any) -> None:
       schemactl config --env staging --json
     """
     begin_document(ctx, "config")
-    settings, origins, file = resolve_settings(ctx, **local)
+    settings, origins, file = resolve_settings(ctx, needs_database=False, **local)
     if output_format(ctx) == "json":
         print_document(ctx, **config_payload(settings, origins, file))
     else:

@@ -21,6 +21,10 @@ DEFAULT_LOCK_TIMEOUT = 60.0
 DEFAULT_TABLE_LOCK_TIMEOUT = 5.0
 DEFAULT_TABLE_LOCK_RETRIES = 3
 DEFAULT_TABLE_LOCK_BACKOFF = 1.0
+# The largest timeout: PostgreSQL keeps lock_timeout and statement_timeout as
+# milliseconds in an int (about 24.8 days).
+MAX_SECONDS = 2_147_483
+MAX_RETRIES = 100
 APPLICATION_NAME = "schemactl"
 # PostgreSQL truncates longer identifiers (NAMEDATALEN - 1); refuse instead.
 MAX_IDENTIFIER_BYTES = 63

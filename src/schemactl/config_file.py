@@ -13,12 +13,12 @@ command line and the environment variables (flag > env > file > default).
 
 from __future__ import annotations
 
-import os
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from schemactl.config import MAX_RETRIES, MAX_SECONDS, parse_table_name
 from schemactl.errors import UsageError
 
 CONFIG_FILE = "schemactl.toml"
@@ -44,22 +44,60 @@ _INTEGER_FIELDS = frozenset({"table_lock_retries"})
 
 
 @dataclass(frozen=True, slots=True)
+class DatabaseSource:
+    """How the file names the database: read only when it is the one used (a
+    flag or DATABASE_URL may name another, and `new` needs none)."""
+
+    key: str
+    value: str
+    origin: str
+    path: Path
+
+    def describe(self) -> str:
+        """Return where the URL comes from, for `schemactl config`."""
+        if self.key == "database-url-env":
+            return f"{self.origin} database-url-env {self.value}"
+        return f"{self.origin} {self.key}"
+
+    def url(self, environ: Mapping[str, str]) -> str:
+        """Return the URL or conninfo string.
+
+        Raises:
+            UsageError: when database-url-env names a variable that is not set.
+        """
+        if self.key == "service":
+            # A libpq service (pg_service.conf): the connection details and the
+            # password stay out of the repository.
+            return f"service={_quote_conninfo(self.value)}"
+        if self.key == "database-url-env":
+            url = environ.get(self.value)
+            if not url:
+                raise UsageError(
+                    f"{self.path}: environment variable {self.value} is not set "
+                    f"(named by database-url-env in {self.origin})"
+                )
+            return url
+        return self.value
+
+
+@dataclass(frozen=True, slots=True)
 class FileSettings:
     """What the configuration file sets: Settings field -> value, and for each
-    the place it came from (for `schemactl config`)."""
+    the place it came from (for `schemactl config`); the database apart."""
 
     path: Path
     environment: str | None
     values: dict[str, Any] = field(default_factory=dict)
     origins: dict[str, str] = field(default_factory=dict)
+    database: DatabaseSource | None = None
 
 
 def find_config_file(start: Path) -> Path | None:
     """Return the configuration file that applies in `start`, if any.
 
     Raises:
-        UsageError: when a pyproject.toml on the way up that mentions schemactl
-            is not valid TOML.
+        UsageError: for a pyproject.toml on the way up that cannot be read, or
+            that mentions schemactl and is not valid TOML.
     """
     for directory in (start, *start.parents):
         candidate = directory / CONFIG_FILE
@@ -75,61 +113,72 @@ def _has_schemactl_table(pyproject: Path) -> bool:
     # Most pyproject.toml files never mention schemactl: those are passed over
     # without loading the TOML parser (about 10 ms on every command).
     try:
-        if b"schemactl" not in pyproject.read_bytes():
-            return False
-    except OSError:
-        return False  # unreadable: passed over, as by a walk that finds none
-    tool = _read_toml(pyproject).get("tool", {})
-    return isinstance(tool, dict) and "schemactl" in tool
+        data = pyproject.read_bytes()
+    except OSError as exc:
+        # Not passed over: the parent project's settings would apply instead.
+        raise _bad(pyproject, f"cannot read: {exc.strerror}") from None
+    if b"schemactl" not in data:
+        return False
+    return _schemactl_table(pyproject, _read_toml(pyproject)) is not None
 
 
-def load_config_file(
-    path: Path, environment: str | None, environ: Mapping[str, str] = os.environ
-) -> FileSettings:
+def load_config_file(path: Path, environment: str | None) -> FileSettings:
     """Read and check a configuration file, with `environment` applied.
 
     Every environment is checked, not only the one chosen: a typo in
     [environments.prod] fails in CI, not in production.
 
     Raises:
-        UsageError: for a file that is missing or not TOML, an unknown key, a
-            value of the wrong type, an unknown environment, or a
-            database-url-env naming a variable that is not set.
+        UsageError: for a file that is missing or not TOML, a pyproject.toml
+            without [tool.schemactl], an unknown key, a value of the wrong type
+            or out of range, or an unknown environment.
     """
     table = _read_toml(path)
     if path.name == PYPROJECT:
-        table = table.get("tool", {}).get("schemactl", {})
+        found = _schemactl_table(path, table)
+        if found is None:
+            raise _bad(path, "no [tool.schemactl] table")
+        table = found
+    prefix = "tool.schemactl." if path.name == PYPROJECT else ""
     environments = table.get(ENVIRONMENTS, {})
     if not isinstance(environments, dict):
-        raise _bad(path, f"[{ENVIRONMENTS}] must be a table of environments")
-    top = _Level.read(path, {k: v for k, v in table.items() if k != ENVIRONMENTS})
+        raise _bad(path, f"[{prefix}{ENVIRONMENTS}] must be a table of environments")
+    top_origin = f"{path.name} [tool.schemactl]" if prefix else path.name
+    top = _Level.read(
+        path, {k: v for k, v in table.items() if k != ENVIRONMENTS}, top_origin
+    )
     levels = {
-        name: _Level.read(path, level, f"{path.name} [{ENVIRONMENTS}.{name}]")
+        name: _Level.read(path, level, f"{path.name} [{prefix}{ENVIRONMENTS}.{name}]")
         for name, level in environments.items()
     }
-    settings = FileSettings(path=path, environment=environment)
-    top.apply(settings, environ)
+    chosen = [top]
     if environment is not None:
         if environment not in levels:
             known = ", ".join(sorted(levels)) or "none"
             raise _bad(path, f"no environment {environment!r} (environments: {known})")
-        levels[environment].apply(settings, environ)
-    return settings
+        chosen.append(levels[environment])
+    values: dict[str, Any] = {}
+    origins: dict[str, str] = {}
+    database = None
+    for level in chosen:
+        for name, value in level.values.items():
+            values[name], origins[name] = value, level.origin
+        database = level.database or database
+    if database is not None:
+        origins["database_url"] = database.describe()
+    return FileSettings(path, environment, values, origins, database)
 
 
 @dataclass(frozen=True, slots=True)
 class _Level:
     """The checked keys of the top level or of one environment."""
 
-    path: Path
     origin: str
     values: dict[str, Any]
-    url_key: str | None
-    url_value: str
+    database: DatabaseSource | None
 
     @classmethod
-    def read(cls, path: Path, table: Any, origin: str | None = None) -> _Level:
-        origin = origin or path.name
+    def read(cls, path: Path, table: Any, origin: str) -> _Level:
         if not isinstance(table, dict):
             raise _bad(path, f"{origin} must be a table")
         unknown = sorted(set(table) - set(_KNOWN_KEYS))
@@ -147,57 +196,53 @@ class _Level:
         given = [key for key in _URL_KEYS if key in table]
         if len(given) > 1:
             raise _bad(path, f"{origin} sets both {given[0]!r} and {given[1]!r}")
-        url_key = given[0] if given else None
-        url_value = ""
-        if url_key is not None:
-            url_value = table[url_key]
-            if not isinstance(url_value, str) or not url_value:
-                raise _bad(path, f"{url_key} in {origin} must be a non-empty string")
-        return cls(path, origin, values, url_key, url_value)
-
-    def apply(self, settings: FileSettings, environ: Mapping[str, str]) -> None:
-        """Set this level's values over what settings holds."""
-        for name, value in self.values.items():
-            settings.values[name] = value
-            settings.origins[name] = self.origin
-        if self.url_key is not None:
-            settings.values["database_url"] = self._database_url(environ)
-            settings.origins["database_url"] = f"{self.origin} {self.url_key}"
-
-    def _database_url(self, environ: Mapping[str, str]) -> str:
-        if self.url_key == "service":
-            # A libpq service (pg_service.conf): the connection details and the
-            # password stay out of the repository.
-            return f"service={_quote_conninfo(self.url_value)}"
-        if self.url_key == "database-url-env":
-            url = environ.get(self.url_value)
-            if not url:
-                raise _bad(
-                    self.path,
-                    f"environment variable {self.url_value} is not set (named by "
-                    f"{self.url_key} in {self.origin})",
-                )
-            return url
-        return self.url_value
+        database = None
+        if given:
+            key = given[0]
+            value = table[key]
+            if not isinstance(value, str) or not value:
+                raise _bad(path, f"{key} in {origin} must be a non-empty string")
+            database = DatabaseSource(key, value, origin, path)
+        return cls(origin, values, database)
 
 
 def _checked(path: Path, origin: str, key: str, name: str, value: Any) -> Any:
     if name in ("directory", "table"):
         if not isinstance(value, str) or not value:
             raise _bad(path, f"{key} in {origin} must be a non-empty string")
-        return path.parent / value if name == "directory" else value
-    if name in _INTEGER_FIELDS:
-        if isinstance(value, bool) or not isinstance(value, int) or value < 0:
-            raise _bad(path, f"{key} in {origin} must be a whole number >= 0")
+        if name == "directory":
+            return path.parent / value
+        try:
+            parse_table_name(value)
+        except UsageError as exc:
+            raise _bad(path, f"{key} in {origin}: {exc.message}") from None
         return value
-    if isinstance(value, bool) or not isinstance(value, int | float) or value < 0:
-        raise _bad(path, f"{key} in {origin} must be a number of seconds >= 0")
+    if name in _INTEGER_FIELDS:
+        if isinstance(value, bool) or not isinstance(value, int):
+            raise _bad(path, f"{key} in {origin} must be a whole number")
+        if not 0 <= value <= MAX_RETRIES:
+            raise _bad(path, f"{key} in {origin} must be from 0 to {MAX_RETRIES}")
+        return value
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        raise _bad(path, f"{key} in {origin} must be a number of seconds")
+    if not 0 <= value <= MAX_SECONDS:  # false for NaN too
+        raise _bad(path, f"{key} in {origin} must be from 0 to {MAX_SECONDS} seconds")
     return float(value)
 
 
 def _quote_conninfo(value: str) -> str:
     escaped = value.replace("\\", "\\\\").replace("'", "\\'")
     return f"'{escaped}'"
+
+
+def _schemactl_table(path: Path, document: dict[str, Any]) -> dict[str, Any] | None:
+    tool = document.get("tool", {})
+    if not isinstance(tool, dict) or "schemactl" not in tool:
+        return None
+    table = tool["schemactl"]
+    if not isinstance(table, dict):
+        raise _bad(path, "[tool.schemactl] must be a table")
+    return table
 
 
 def _read_toml(path: Path) -> dict[str, Any]:
@@ -208,6 +253,8 @@ def _read_toml(path: Path) -> dict[str, Any]:
             return tomllib.load(handle)
     except tomllib.TOMLDecodeError as exc:
         raise _bad(path, f"not valid TOML: {exc}") from None
+    except IsADirectoryError:
+        raise _bad(path, "is a directory, not a configuration file") from None
     except OSError as exc:
         raise _bad(path, f"cannot read: {exc.strerror}") from None
 

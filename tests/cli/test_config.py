@@ -183,3 +183,58 @@ def test_migrate_and_status_run_from_the_file(project, database_url, db):
     status = invoke("status", env=env)
     assert status.exit_code == 0, status.output
     assert "ops.history: database at version 1" in status.output
+
+
+def test_an_unset_database_url_env_matters_only_when_it_is_used(
+    tmp_path, monkeypatch, database_url
+):
+    (tmp_path / "schemactl.toml").write_text(
+        'database-url-env = "PROD_DATABASE_URL"\n'
+        "[environments.local]\n"
+        f'database-url = "{database_url}"\n'
+    )
+    (tmp_path / "sql").mkdir()
+    monkeypatch.chdir(tmp_path)
+    # Another source names the database: the variable is never read.
+    assert invoke("status", "-d", database_url).exit_code == 0
+    assert invoke("status", env={"DATABASE_URL": database_url}).exit_code == 0
+    assert invoke("--env", "local", "status").exit_code == 0
+    # Commands that need no database run; config says what is missing.
+    assert invoke("new", "x").exit_code == 0
+    assert invoke("sql").exit_code == 0
+    shown = settings_json()["settings"]["database_url"]
+    assert shown["value"] is None
+    assert shown["source"] == (
+        "schemactl.toml database-url-env PROD_DATABASE_URL (not set)"
+    )
+    # A command that would use it stops, naming the variable.
+    result = invoke("status")
+    assert result.exit_code == 2
+    assert "environment variable PROD_DATABASE_URL is not set" in result.output
+
+
+def test_database_url_beating_an_explicit_env_is_warned_about(project):
+    env = {"DATABASE_URL": "postgresql://someone@elsewhere/db"}
+    result = invoke("--env", "staging", "config", env=env)
+    assert result.exit_code == 0
+    assert (
+        "warning: the database of environment 'staging' is overridden by "
+        "DATABASE_URL (unset it, or pass -d)"
+    ) in result.stderr
+    quiet = invoke("--env", "staging", "config", "-d", "postgresql://x@y/z")
+    assert "warning" not in quiet.stderr  # both typed: no surprise
+
+
+def test_schemactl_env_without_a_file_names_the_variable(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    result = invoke("config", env={"SCHEMACTL_ENV": "ci"})
+    assert result.exit_code == 2
+    assert "SCHEMACTL_ENV ci: no configuration file found" in result.output
+
+
+@pytest.mark.parametrize("value", ["nan", "inf", "-1", "2147484"])
+def test_timeouts_refuse_what_postgresql_cannot_take(tmp_path, monkeypatch, value):
+    monkeypatch.chdir(tmp_path)
+    result = invoke("config", "--lock-timeout", value)
+    assert result.exit_code == 2
+    assert "Traceback" not in result.output

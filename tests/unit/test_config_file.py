@@ -92,7 +92,8 @@ def test_an_environment_overrides_the_top_level(tmp_path):
     assert loaded.values["table"] == "a.staging"
     assert loaded.values["lock_timeout"] == 30.0  # kept from the top level
     # The environment's way of naming the database replaces the top level's.
-    assert conninfo_to_dict(loaded.values["database_url"]) == {"service": "staging"}
+    assert loaded.database is not None
+    assert conninfo_to_dict(loaded.database.url({})) == {"service": "staging"}
     assert loaded.origins["table"] == "schemactl.toml [environments.staging]"
     assert loaded.origins["database_url"] == (
         "schemactl.toml [environments.staging] service"
@@ -101,17 +102,54 @@ def test_an_environment_overrides_the_top_level(tmp_path):
 
 def test_a_service_name_is_quoted_for_libpq(tmp_path):
     config = write(tmp_path / "schemactl.toml", 'service = "it\'s a \\\\ name"\n')
-    url = load_config_file(config, None).values["database_url"]
-    assert conninfo_to_dict(url) == {"service": "it's a \\ name"}
+    database = load_config_file(config, None).database
+    assert database is not None
+    assert conninfo_to_dict(database.url({})) == {"service": "it's a \\ name"}
 
 
-def test_database_url_env_reads_the_named_variable(tmp_path):
+def test_database_url_env_is_read_only_when_used(tmp_path):
     config = write(tmp_path / "schemactl.toml", 'database-url-env = "STAGING_URL"\n')
-    environ = {"STAGING_URL": "postgresql://app:pw@db/app"}
-    loaded = load_config_file(config, None, environ)
-    assert loaded.values["database_url"] == "postgresql://app:pw@db/app"
+    database = load_config_file(config, None).database  # no variable needed yet
+    assert database is not None
+    assert database.describe() == "schemactl.toml database-url-env STAGING_URL"
+    url = database.url({"STAGING_URL": "postgresql://app:pw@db/app"})
+    assert url == "postgresql://app:pw@db/app"
     with pytest.raises(UsageError, match="environment variable STAGING_URL is not"):
-        load_config_file(config, None, {})
+        database.url({})
+
+
+def test_pyproject_origins_name_the_real_tables(tmp_path):
+    pyproject = write(
+        tmp_path / "pyproject.toml",
+        '[tool.schemactl]\ntable = "a.b"\n[tool.schemactl.environments.ci]\n'
+        "lock-timeout = 3\n",
+    )
+    loaded = load_config_file(pyproject, "ci")
+    assert loaded.origins == {
+        "table": "pyproject.toml [tool.schemactl]",
+        "lock_timeout": "pyproject.toml [tool.schemactl.environments.ci]",
+    }
+
+
+def test_a_named_pyproject_without_the_table_is_an_error(tmp_path):
+    pyproject = write(tmp_path / "pyproject.toml", "[project]\nname = 'x'\n")
+    with pytest.raises(UsageError, match=r"no \[tool\.schemactl\] table"):
+        load_config_file(pyproject, None)
+
+
+def test_an_unreadable_pyproject_is_not_passed_over(tmp_path, monkeypatch):
+    write(tmp_path / "schemactl.toml", "")  # the parent project's file
+    inner = write(tmp_path / "inner" / "pyproject.toml", "[tool.schemactl]\n")
+    read_bytes = Path.read_bytes
+
+    def denied(path: Path) -> bytes:
+        if path == inner:  # root reads any file: a permission error, simulated
+            raise PermissionError(13, "Permission denied")
+        return read_bytes(path)
+
+    monkeypatch.setattr(Path, "read_bytes", denied)
+    with pytest.raises(UsageError, match=r"inner/pyproject\.toml: cannot read"):
+        find_config_file(tmp_path / "inner")
 
 
 @pytest.mark.parametrize(
@@ -120,9 +158,15 @@ def test_database_url_env_reads_the_named_variable(tmp_path):
         ('tabel = "x"\n', "unknown key 'tabel' in schemactl.toml"),
         ("[environments.ci]\nlock_timeout = 3\n", "unknown key 'lock_timeout' in "),
         ('lock-timeout = "30"\n', "lock-timeout in schemactl.toml must be a number"),
-        ("lock-timeout = -1\n", "must be a number of seconds >= 0"),
-        ("connect-timeout = true\n", "must be a number of seconds >= 0"),
-        ("table-lock-retries = 1.5\n", "must be a whole number >= 0"),
+        ("lock-timeout = -1\n", "must be from 0 to 2147483 seconds"),
+        ("connect-timeout = true\n", "must be a number of seconds"),
+        ("connect-timeout = nan\n", "must be from 0 to 2147483 seconds"),
+        ("statement-timeout = inf\n", "must be from 0 to 2147483 seconds"),
+        ("connect-timeout = 1" + "0" * 400 + "\n", "must be from 0 to 2147483"),
+        ("table-lock-retries = 1.5\n", "must be a whole number"),
+        ("table-lock-retries = 2000\n", "must be from 0 to 100"),
+        ('table = "a.b.c"\n', "table in schemactl.toml: invalid --table 'a.b.c'"),
+        ('[environments.prod]\ntable = "pg_catalog.t"\n', "is reserved for the system"),
         ("dir = 3\n", "dir in schemactl.toml must be a non-empty string"),
         ('table = ""\n', "table in schemactl.toml must be a non-empty string"),
         ('service = "a"\ndatabase-url = "b"\n', "sets both 'database-url' and"),
