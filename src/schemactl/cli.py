@@ -819,15 +819,7 @@ def repair(ctx: click.Context, /, yes: bool, **local: Any) -> None:
             return True
         if not sys.stdin.isatty():
             raise UsageError("repair changes the history: pass --yes to confirm")
-        try:
-            # The question goes to stderr: stdout may be a JSON document.
-            return click.confirm("apply these changes?", default=False, err=True)
-        except click.Abort as abort:
-            # click turns Ctrl-C (and SIGTERM, see interrupts.py) into Abort,
-            # keeping the signal only as the exception's context.
-            if isinstance(abort.__context__, Interrupted):
-                raise abort.__context__ from None
-            raise
+        return _ask("apply these changes?")
 
     from schemactl import runner  # imported when run: see module docstring
 
@@ -922,6 +914,112 @@ def config_command(ctx: click.Context, /, **local: Any) -> None:
         print_document(ctx, **config_payload(settings, origins, file))
     else:
         render_config(settings, origins, file, stdout())
+
+
+@cli.command("wait")
+@shared_options(with_env=False)
+@click.option(
+    "--timeout",
+    type=SECONDS,
+    default=60,
+    show_default=True,
+    help="Seconds to wait before giving up (exit 3).",
+)
+@click.pass_context
+def wait_command(ctx: click.Context, /, timeout: float, **local: Any) -> None:
+    """Wait until the server accepts connections (for containers starting
+    side by side). Whether the database exists does not matter (as pg_isready).
+
+    \b
+    Example:
+      schemactl wait --timeout 30 && schemactl create-db && schemactl migrate
+    """
+    from schemactl import server  # imported when run: see module docstring
+
+    begin_document(ctx, "wait")
+    settings = build_settings(ctx, **local)
+
+    def waiting(target: str) -> None:
+        stderr().line(f"waiting for {target} to accept connections")
+
+    waited = server.wait(settings, timeout, waiting)
+    if output_format(ctx) == "json":
+        print_document(ctx, target=server.target(settings), waited_seconds=waited)
+    else:
+        stdout().line(f"ready after {waited:.1f} s")
+
+
+@cli.command("create-db")
+@shared_options(with_env=False)
+@click.pass_context
+def create_db_command(ctx: click.Context, /, **local: Any) -> None:
+    """Create the target database if it does not exist (for local and CI
+    databases). Connects to the server's `postgres` database to do it.
+
+    \b
+    Example:
+      schemactl -d postgresql://app@localhost/app_test create-db
+    """
+    from schemactl import server  # imported when run: see module docstring
+
+    begin_document(ctx, "create-db")
+    change = server.create_db(build_settings(ctx, **local))
+    if output_format(ctx) == "json":
+        print_document(ctx, database=change.name, created=change.changed)
+    elif change.changed:
+        stdout().line(f"created database {change.name}")
+    else:
+        stdout().line(f"database {change.name} already exists")
+
+
+@cli.command("drop-db")
+@shared_options(with_env=False)
+@click.option("--yes", is_flag=True, help="Do not ask (required off a terminal).")
+@click.pass_context
+def drop_db_command(ctx: click.Context, /, yes: bool, **local: Any) -> None:
+    """Drop the target database, with all its data. Asks first; --yes is
+    required when stdin is not a terminal. Refuses while anyone is connected to
+    it, and never drops postgres, template0 or template1.
+
+    \b
+    Example:
+      schemactl -d postgresql://app@localhost/app_test drop-db --yes
+    """
+    from schemactl import server  # imported when run: see module docstring
+
+    begin_document(ctx, "drop-db")
+    settings = build_settings(ctx, **local)
+
+    def confirm(name: str) -> bool:
+        if yes:
+            return True
+        if not sys.stdin.isatty():
+            raise UsageError("drop-db deletes a database: pass --yes to confirm")
+        return _ask(
+            f"drop database {name} of {server.target(settings)}, with all its data?"
+        )
+
+    change = server.drop_db(settings, confirm)
+    if output_format(ctx) == "json":
+        print_document(ctx, database=change.name, dropped=change.changed)
+    elif change.changed:
+        stdout().line(f"dropped database {change.name}")
+    elif yes or not sys.stdin.isatty():
+        stdout().line(f"database {change.name} does not exist")
+    else:
+        stdout().line("nothing was dropped")
+
+
+def _ask(question: str) -> bool:
+    """Ask on the terminal (stderr: stdout may be a JSON document)."""
+    try:
+        return click.confirm(question, default=False, err=True)
+    except click.Abort as abort:
+        # click turns Ctrl-C (and SIGTERM, see interrupts.py) into Abort,
+        # keeping the signal only as the exception's context.
+        if isinstance(abort.__context__, Interrupted):
+            raise abort.__context__ from None
+        raise
 
 
 def _redacted(exc: click.ClickException) -> click.ClickException:

@@ -1,0 +1,142 @@
+"""The server rather than a migration: is it up, and creating or dropping the
+target database (from the server's maintenance database, `postgres`)."""
+
+from __future__ import annotations
+
+import getpass
+import os
+
+import psycopg
+from psycopg import pq, sql
+from psycopg.conninfo import conninfo_to_dict, make_conninfo
+
+from schemactl.config import Settings
+from schemactl.db.connection import (
+    Connection,
+    connect,
+    connection_secrets,
+    describe_target,
+)
+from schemactl.errors import ConnectError, SchemactlError, UsageError
+from schemactl.redaction import redact
+
+MAINTENANCE_DATABASE = "postgres"
+# Databases a server cannot do without (and the one create/drop connects to).
+PROTECTED_DATABASES = frozenset({MAINTENANCE_DATABASE, "template0", "template1"})
+
+
+def server_accepts_connections(settings: Settings) -> bool:
+    """Return True when the server answers and accepts connections, whether
+    or not the database exists and the login would succeed (libpq's PQping,
+    as pg_isready uses it).
+
+    Raises:
+        UsageError: when the connection string cannot be read.
+    """
+    conninfo = make_conninfo(
+        settings.database_url or "",
+        connect_timeout=max(2, round(settings.connect_timeout)),
+    )
+    answer = pq.PGconn.ping(conninfo.encode())
+    if answer == pq.Ping.NO_ATTEMPT:
+        raise UsageError(
+            f"cannot read the connection string {describe_target(settings)}"
+        )
+    return bool(answer == pq.Ping.OK)
+
+
+def target_database(settings: Settings) -> str:
+    """Return the name of the database the settings connect to, as libpq picks
+    it: dbname, else PGDATABASE, else the user name.
+
+    Raises:
+        UsageError: when only a service file could tell (name it with dbname=).
+    """
+    given = conninfo_to_dict(settings.database_url or "")
+    if given.get("dbname"):
+        return str(given["dbname"])
+    if os.environ.get("PGDATABASE"):
+        return os.environ["PGDATABASE"]
+    if given.get("service") or os.environ.get("PGSERVICE"):
+        raise UsageError(
+            "the database is named in a service file: add dbname=NAME to the "
+            "connection string for create-db and drop-db"
+        )
+    return str(given.get("user") or os.environ.get("PGUSER") or getpass.getuser())
+
+
+def create_database(settings: Settings, name: str) -> bool:
+    """Create the database unless it exists; return True when it was created.
+
+    Raises:
+        ConnectError: when the maintenance database cannot be reached.
+        SchemactlError: when the server refuses (e.g. no CREATEDB privilege).
+    """
+    with _maintenance(settings) as conn:
+        try:
+            conn.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(name)))
+        except psycopg.errors.DuplicateDatabase:
+            return False
+        except psycopg.Error as exc:
+            raise _refused("create", name, exc, settings) from None
+    return True
+
+
+def drop_database(settings: Settings, name: str) -> bool:
+    """Drop the database if it exists; return True when it was dropped. Never
+    with FORCE: a database someone is connected to is refused.
+
+    Raises:
+        UsageError: for the server's own databases.
+        ConnectError: when the maintenance database cannot be reached.
+        SchemactlError: when the server refuses (in use, not the owner).
+    """
+    if name in PROTECTED_DATABASES:
+        raise UsageError(f"refusing to drop {name!r}: the server needs it")
+    with _maintenance(settings) as conn:
+        exists = conn.execute(
+            "SELECT 1 FROM pg_database WHERE datname = %s", (name,)
+        ).fetchone()
+        if exists is None:
+            return False
+        try:
+            conn.execute(sql.SQL("DROP DATABASE {}").format(sql.Identifier(name)))
+        except psycopg.Error as exc:
+            raise _refused("drop", name, exc, settings) from None
+    return True
+
+
+def _maintenance(settings: Settings) -> Connection:
+    """Connect to the maintenance database of the target's server."""
+    url = make_conninfo(settings.database_url or "", dbname=MAINTENANCE_DATABASE)
+    maintenance = Settings(
+        database_url=url,
+        connect_timeout=settings.connect_timeout,
+        table_lock_timeout=settings.table_lock_timeout,
+        statement_timeout=settings.statement_timeout,
+        secrets=settings.secrets,
+    )
+    try:
+        return connect(maintenance)
+    except ConnectError as exc:
+        raise ConnectError(
+            f"{exc.message} (create-db and drop-db connect to the "
+            f"{MAINTENANCE_DATABASE!r} database of the target's server)",
+            hint=exc.hint,
+        ) from None
+
+
+def _refused(
+    verb: str, name: str, exc: psycopg.Error, settings: Settings
+) -> SchemactlError:
+    reason = redact(
+        (exc.diag.message_primary or str(exc)).strip(), connection_secrets(settings)
+    )
+    error = SchemactlError(
+        f"cannot {verb} database {name!r}: {reason}",
+        hint=exc.diag.message_hint,
+        state="nothing was changed",
+    )
+    if exc.sqlstate == "55006":  # object_in_use: sessions are connected to it
+        error.exit_code = ConnectError.exit_code
+    return error
