@@ -154,6 +154,7 @@ def shared_options(*, with_env: bool) -> Callable[[F], F]:
 _TRACEBACK = "schemactl.traceback"
 _SECRETS = "schemactl.secrets"
 _FORMAT = "schemactl.format"
+_ARGUMENTS = "schemactl.arguments"
 # The command's JSON document so far: what the error handler prints with the
 # error (the target, the migrations applied before a failure).
 _DOCUMENT = "schemactl.document"
@@ -163,7 +164,7 @@ def _remember_format(ctx: click.Context, _: click.Parameter, value: str | None) 
     # Kept on the root context, like --traceback: the error handler needs it.
     # A command's own --format comes after the group's and wins.
     if value is not None:
-        ctx.find_root().meta[_FORMAT] = value
+        ctx.find_root().meta[_FORMAT] = value.lower()
 
 
 def format_option(function: F, *, with_env: bool) -> F:
@@ -171,7 +172,7 @@ def format_option(function: F, *, with_env: bool) -> F:
     return click.option(
         "--format",
         "output_format",
-        type=click.Choice(FORMATS),
+        type=click.Choice(FORMATS, case_sensitive=False),
         expose_value=False,
         callback=_remember_format,
         envvar="SCHEMACTL_FORMAT" if with_env else None,
@@ -211,9 +212,9 @@ def begin_document(ctx: click.Context, command: str, **keys: Any) -> dict[str, A
 
 def print_document(ctx: click.Context, exit_code: int = 0, **keys: Any) -> None:
     """Print the command's document with keys added (json format only)."""
-    doc = dict(ctx.find_root().meta.get(_DOCUMENT, {}))
+    doc = {**ctx.find_root().meta.get(_DOCUMENT, {}), **keys}
     command = doc.pop("command", ctx.info_name)
-    click.echo(machine.dumps(machine.document(command, exit_code, **doc, **keys)))
+    click.echo(machine.dumps(machine.document(command, exit_code, **doc)))
 
 
 class RecordingProgress(MigrateProgress):
@@ -495,16 +496,19 @@ class SchemactlGroup(click.Group):
         parent: click.Context | None = None,
         **extra: Any,
     ) -> click.Context:
+        arguments = list(args)  # click consumes args while it parses
         try:
-            return super().make_context(info_name, args, parent, **extra)
+            ctx = super().make_context(info_name, args, parent, **extra)
         except click.ClickException as exc:
-            raise _redacted(exc) from None
+            raise _usage_failure(exc, arguments, None) from None
+        ctx.meta[_ARGUMENTS] = arguments
+        return ctx
 
     def invoke(self, ctx: click.Context) -> Any:
         try:
             return super().invoke(ctx)
         except click.ClickException as exc:
-            raise _redacted(exc) from None
+            raise _usage_failure(exc, ctx.meta.get(_ARGUMENTS, []), ctx) from None
         except SchemactlError as error:
             self._fail(ctx, error, error.exit_code)
         except Interrupted as signal:  # before click turns it into "Aborted!"
@@ -826,7 +830,7 @@ def repair(ctx: click.Context, /, yes: bool, **local: Any) -> None:
     result = runner.repair(settings, confirm=confirm, observer=progress)
     if output_format(ctx) == "json":
         print_document(
-            ctx, plan=machine.repair_plan_json(result.plan), applied=result.applied
+            ctx, plan=machine.repair_plan_json(result.plan), repaired=result.applied
         )
     else:
         render_repair(result, out)
@@ -1020,6 +1024,33 @@ def _ask(question: str) -> bool:
         if isinstance(abort.__context__, Interrupted):
             raise abort.__context__ from None
         raise
+
+
+def _usage_failure(
+    exc: click.ClickException, arguments: list[str], ctx: click.Context | None
+) -> click.ClickException:
+    """Return click's error, redacted; under --format json, first print it as a
+    document (click prints the usage text on stderr and exits 2 after).
+
+    The command line did not parse, so the format is read from it as written.
+    """
+    redacted = _redacted(exc)
+    if machine.wants_json(arguments, os.environ):
+        command = ctx.invoked_subcommand if ctx is not None else None
+        error = UsageError(redacted.format_message())
+        error.exit_code = redacted.exit_code
+        failed = machine.document(
+            command or _command_named(arguments),
+            redacted.exit_code,
+            error=machine.error_json(error),
+        )
+        click.echo(machine.dumps(failed))
+    return redacted
+
+
+def _command_named(arguments: list[str]) -> str:
+    names = [a for a in arguments if a in cli.commands]
+    return names[0] if names else "schemactl"
 
 
 def _redacted(exc: click.ClickException) -> click.ClickException:

@@ -32,9 +32,9 @@ def main() -> None:
         try:
             from schemactl.cli import main as run_cli
         except Interrupted as signal:
-            sys.stderr.write(
-                f"cancelled by {signal.signal_name}: nothing was changed\n"
-            )
+            message = f"cancelled by {signal.signal_name}: nothing was changed"
+            sys.stderr.write(message + "\n")
+            _cancelled_document(message, signal.exit_code)
             sys.exit(signal.exit_code)
         gc.freeze()
         gc.enable()
@@ -62,3 +62,17 @@ def _exit_now(done: SystemExit) -> None:
     except BaseException:  # the normal exit reports it
         return
     os._exit(status)
+
+
+def _cancelled_document(message: str, exit_code: int) -> None:
+    """Under --format json, a signal before the CLI loaded still leaves one
+    document on stdout."""
+    from schemactl import machine
+    from schemactl.errors import Cancelled
+
+    if not machine.wants_json(sys.argv[1:], os.environ):
+        return
+    error = Cancelled(message, signal_number=exit_code - 128)
+    # The command line was not parsed yet: the document cannot name the command.
+    doc = machine.document("schemactl", exit_code, error=machine.error_json(error))
+    sys.stdout.write(machine.dumps(doc) + "\n")

@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import json
 import os
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -48,6 +48,21 @@ def document(command: str, exit_code: int, **payload: Any) -> dict[str, Any]:
         **payload,
         "error": error,
     }
+
+
+def wants_json(arguments: Sequence[str], environ: Mapping[str, str]) -> bool:
+    """Return True when a command line asks for JSON, read from the words as
+    written: for the errors raised before (or while) click parses them."""
+    chosen = environ.get("SCHEMACTL_FORMAT", "text").lower()
+    words = list(arguments)
+    for index, word in enumerate(words):
+        if word == "--json":
+            chosen = "json"
+        elif word == "--format" and index + 1 < len(words):
+            chosen = words[index + 1].lower()
+        elif word.startswith("--format="):
+            chosen = word.removeprefix("--format=").lower()
+    return chosen == "json"
 
 
 def dumps(doc: dict[str, Any]) -> str:

@@ -171,3 +171,38 @@ def test_cli_help_lists_the_formats():
 
     result = CliRunner().invoke(cli, ["status", "--help"])
     assert "--format [text|json|github]" in result.output
+
+
+def test_repair_documents_its_plan_and_what_it_did(run_cli, sql_dir):
+    sql_dir.write({"001_a.sql": "SELECT 1;"})
+    assert run_cli("migrate").exit_code == 0
+    sql_dir.write({"001_a.sql": "SELECT 1; -- edited"})
+    result = run_cli("repair", "--yes", "--format", "json")
+    assert result.exit_code == 0, result.output
+    doc = document(result)
+    assert [e["version"] for e in doc["plan"]["realign"]] == [1]
+    assert doc["repaired"] is True
+
+
+@pytest.mark.parametrize(
+    "args",
+    [
+        ["migrate", "--lock-timeout", "nan", "--format", "json"],
+        ["--format", "json", "rollback", "--steps", "0"],
+        ["--json", "no-such-command"],
+        ["new", "--format=json"],  # NAME missing
+    ],
+    ids=lambda a: " ".join(a),
+)
+def test_usage_errors_are_documents_too(run_cli, args):
+    result = run_cli(*args)
+    assert result.exit_code == 2
+    doc = document(result)
+    assert doc["error"]["type"] == "UsageError"
+    assert doc["error"]["exit_code"] == 2
+
+
+def test_the_format_variable_is_read_in_any_case(run_cli, sql_dir):
+    sql_dir.write({"001_a.sql": "SELECT 1;"})
+    result = run_cli("status", env={"SCHEMACTL_FORMAT": "JSON"})
+    assert document(result)["command"] == "status"
