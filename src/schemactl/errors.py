@@ -80,15 +80,37 @@ class DriftError(SchemactlError):
 
     exit_code = EXIT_FAILED
 
-    def __init__(self, drift: Sequence[StatusEntry]) -> None:
+    def __init__(self, drift: Sequence[StatusEntry], *, verb: str = "migrate") -> None:
         count = len(drift)
         noun = "migration" if count == 1 else "migrations"
         super().__init__(
-            f"refusing to migrate: drift found in {count} {noun}",
-            hint="run `schemactl status` to see it; `schemactl repair` realigns "
-            "edited files and failed rows",
+            f"refusing to {verb}: drift found in {count} {noun}",
+            hint=drift_hint(drift),
         )
         self.drift = list(drift)
+
+
+# What to do about each kind of drift (State values). An edited file is put
+# back, not blessed: `repair` would record its checksum and run none of it.
+_DRIFT_ADVICE = {
+    "checksum mismatch": "restore each edited file as it was applied (git "
+    "checkout) and put the change in a new migration; `schemactl repair` only "
+    "records a file's new checksum and runs none of its SQL",
+    "missing file": "restore each missing file: its migration stays in the database",
+    "failed": "a no-transaction file stopped part-way: finish or undo its "
+    "statements by hand, then `schemactl repair` deletes its failed row so "
+    "migrate runs it again",
+    "out of order": "a pending version is below the highest applied one: "
+    "renumber it above, or pass --allow-out-of-order",
+}
+
+
+def drift_hint(drift: Sequence[StatusEntry]) -> str:
+    """Return the advice for the kinds of drift found, in a fixed order."""
+    states = {entry.state.value for entry in drift}
+    return "; ".join(
+        advice for state, advice in _DRIFT_ADVICE.items() if state in states
+    )
 
 
 class MigrationFailed(SchemactlError):

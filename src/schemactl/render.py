@@ -18,6 +18,7 @@ from schemactl.errors import (
     MigrationDirError,
     MigrationFailed,
     SchemactlError,
+    drift_hint,
 )
 from schemactl.observer import MigrateObserver
 from schemactl.redaction import mask_url
@@ -332,6 +333,8 @@ def render_verify(report: VerifyReport, out: Output) -> None:
         f"verify {verdict}: {applied} applied, {len(report.pending)} pending, "
         f"{len(report.drift)} with drift"
     )
+    if report.drift:
+        out.line(f"  hint: {drift_hint(report.drift)}")
 
 
 def _describe_entry(entry: StatusEntry) -> str:
@@ -348,7 +351,7 @@ def _explain_state(entry: StatusEntry) -> str:
     if state is State.MISSING_FILE:
         return f" ({entry.name} is in the history, its file is gone)"
     if state is State.FAILED:
-        return " (a no-transaction migration failed part-way; fix it, then repair)"
+        return " (a no-transaction migration failed part-way)"
     if state is State.OUT_OF_ORDER:
         return " (lower than the highest applied version; see --allow-out-of-order)"
     return ""

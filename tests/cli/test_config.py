@@ -201,6 +201,7 @@ def test_an_unset_database_url_env_matters_only_when_it_is_used(
     assert invoke("--env", "local", "status").exit_code == 0
     # Commands that need no database run; config says what is missing.
     assert invoke("new", "x").exit_code == 0
+    (tmp_path / "sql" / "001_x.sql").write_text("SELECT 1;\n")
     assert invoke("sql").exit_code == 0
     shown = settings_json()["settings"]["database_url"]
     assert shown["value"] is None

@@ -181,8 +181,8 @@ def test_trailing_comments_do_not_swallow_the_history_row(db, session, text):
     assert db.execute("SELECT to_regclass('t') IS NOT NULL").fetchone() == (True,)
 
 
-def test_a_file_of_comments_is_recorded(db, session):
-    apply(session, "-- nothing to do yet\n")
+def test_a_file_marked_empty_is_recorded(db, session):
+    apply(session, "-- schemactl:allow-empty\n-- a placeholder version\n")
     assert history(db) == [(1, "m", True)]
 
 

@@ -13,7 +13,9 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 
 NO_TRANSACTION = "no-transaction"
-KNOWN_DIRECTIVES: frozenset[str] = frozenset({NO_TRANSACTION})
+# A file with no statement is refused unless it says it means to be empty.
+ALLOW_EMPTY = "allow-empty"
+KNOWN_DIRECTIVES: frozenset[str] = frozenset({NO_TRANSACTION, ALLOW_EMPTY})
 
 # Matched in any case, so `-- SCHEMACTL:no-transaction` is reported, not ignored.
 DIRECTIVE_RE = re.compile(
@@ -36,6 +38,7 @@ class Directives:
 
     no_transaction: bool = False
     header_lines: int = 0
+    allow_empty: bool = False
 
 
 def parse_directives(text: str) -> Directives:
@@ -66,7 +69,11 @@ def parse_directives(text: str) -> Directives:
                 number,
             )
         found.add(body)
-    return Directives(no_transaction=NO_TRANSACTION in found, header_lines=header_lines)
+    return Directives(
+        no_transaction=NO_TRANSACTION in found,
+        header_lines=header_lines,
+        allow_empty=ALLOW_EMPTY in found,
+    )
 
 
 def _leading_lines(text: str) -> Iterator[str]:

@@ -123,7 +123,7 @@ def plan_rollback(
     entries = build_status(files, rows)
     drift = find_drift(entries, allow_out_of_order=True)
     if drift:
-        raise DriftError(drift)
+        raise DriftError(drift, verb="roll back")
     applied = [e.file for e in reversed(entries) if e.row is not None and e.file]
     if target is not None:
         chosen = [m for m in applied if m.version > target]

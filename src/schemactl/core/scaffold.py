@@ -75,7 +75,7 @@ def up_template(stem: str) -> str:
         f"-- {stem}: describe the change here.\n"
         "-- Runs in one transaction with its history row. For CREATE INDEX\n"
         "-- CONCURRENTLY and friends, put '-- schemactl:no-transaction' on a line\n"
-        "-- of this header.\n\n"
+        "-- of this header. Left without a statement, it is refused.\n\n"
     )
 
 

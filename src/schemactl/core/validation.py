@@ -62,6 +62,14 @@ def parse_source(data: bytes, path: Path | str) -> ParsedSource:
             exc.message, path=Path(path), line=line, column=column
         ) from exc
     _check_directives_in_header(text, directives.header_lines, path)
+    if not statements and not directives.allow_empty:
+        raise MigrationDirError(
+            "the file has no statement: applied as it is, it would be recorded "
+            "as done, and SQL written into it later would never run",
+            path=Path(path),
+            hint="write its SQL, or mark a deliberately empty migration with "
+            "'-- schemactl:allow-empty' in its header",
+        )
     _check_no_copy_to_client(text, statements, path)
     if not directives.no_transaction:
         _check_transactional(text, statements, path)
