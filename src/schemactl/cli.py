@@ -723,12 +723,22 @@ def verify(
 @click.option(
     "--to", "target", type=int, metavar="V", help="Revert every version above V."
 )
+@click.option(
+    "--dry-run", is_flag=True, help="Show what would be reverted; change nothing."
+)
+@click.option(
+    "--yes",
+    is_flag=True,
+    help="Do not ask before reverting more than one migration on a terminal.",
+)
 @click.pass_context
 def rollback(
     ctx: click.Context,
     /,
     steps: int | None,
     target: int | None,
+    dry_run: bool,
+    yes: bool,
     **local: Any,
 ) -> None:
     """Revert applied migrations with their down files, newest first.
@@ -741,6 +751,10 @@ def rollback(
       schemactl rollback               # the newest migration
       schemactl rollback --steps 3
       schemactl rollback --to 1        # everything above version 1
+      schemactl rollback --to 1 --dry-run
+
+    On a terminal, reverting more than one migration asks first (--yes does
+    not); the question comes before the migration lock is taken.
     """
     if steps is not None and target is not None:
         raise UsageError("use --steps or --to, not both")
@@ -749,14 +763,31 @@ def rollback(
     doc = begin_document(ctx, "rollback", target=None, table=None, rolled_back=[])
     settings = build_settings(ctx, **local)
     out, progress = _progress(ctx, doc)
+
+    def confirm(plan: list[RollbackStep]) -> bool:
+        doc["planned"] = [machine.migration_json(step.migration) for step in plan]
+        if yes or len(plan) < 2 or not sys.stdin.isatty():
+            return True
+        for step in plan:
+            stderr().line(f"  revert {step.migration.label} with {step.down_path.name}")
+        return _ask(f"roll back these {len(plan)} migrations?")
+
     try:
-        done = runner.rollback(settings, steps=steps, target=target, observer=progress)
+        result = runner.rollback(
+            settings,
+            steps=steps,
+            target=target,
+            dry_run=dry_run,
+            confirm=confirm,
+            observer=progress,
+        )
     finally:
         progress.close()
     if output_format(ctx) == "json":
-        print_document(ctx)
+        planned = [machine.migration_json(step.migration) for step in result.planned]
+        print_document(ctx, dry_run=result.dry_run, planned=planned)
     else:
-        render_rollback(done, out)
+        render_rollback(result, out)
 
 
 @cli.command()

@@ -196,3 +196,17 @@ class Cancelled(SchemactlError):
         super().__init__(message)
         self.signal_number = signal_number
         self.exit_code = 128 + signal_number
+
+
+class PlanChanged(SchemactlError):
+    """The history changed between the plan a person approved and the lock."""
+
+    exit_code = EXIT_FAILED
+
+    def __init__(self, verb: str) -> None:
+        super().__init__(
+            f"the history or the files changed while {verb} waited for your answer; "
+            "what you approved is no longer the plan",
+            hint=f"run {verb} again to see the new plan",
+            state="nothing was changed",
+        )

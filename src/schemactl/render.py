@@ -38,7 +38,7 @@ if TYPE_CHECKING:
     )
     from schemactl.core.planning import RepairPlan, RollbackStep
     from schemactl.reports import StatusReport, VerifyReport
-    from schemactl.runner import MigrateResult, RepairResult, RolledBack
+    from schemactl.runner import MigrateResult, RepairResult, RollbackResult
 
 
 class Output:
@@ -413,10 +413,19 @@ def _describe_done(done: int) -> str:
     return f"statements 1-{done} of it ran and stay applied"
 
 
-def render_rollback(done: list[RolledBack], out: Output) -> None:
-    """Print the rollback summary."""
+def render_rollback(result: RollbackResult, out: Output) -> None:
+    """Print the rollback summary (or, with --dry-run, what it would revert)."""
+    if result.dry_run:
+        for step in result.planned:
+            out.line(f"would revert {step.migration.label} with {step.down_path.name}")
+        count = len(result.planned)
+        out.line(
+            f"dry run: {count} {_plural(count, 'migration')} to revert, nothing changed"
+        )
+        return
+    done = result.done
     if not done:
-        out.line("nothing to roll back")
+        out.line("nothing rolled back" if result.planned else "nothing to roll back")
         return
     count = len(done)
     total_ms = sum(r.execution_ms for r in done)
@@ -458,12 +467,17 @@ def describe_repair_plan(plan: RepairPlan) -> list[str]:
 
 
 def render_repair_plan(plan: RepairPlan, out: Output) -> None:
-    """Print exactly what repair will change."""
+    """Print exactly what repair will change, and what it will not do."""
     if plan.is_empty:
         return
-    out.line("repair will:")
+    out.line("repair will change the history table only, and run no SQL of any file:")
     for line in describe_repair_plan(plan):
         out.line(f"  {line}")
+    if plan.realign:
+        out.line(
+            "  note: the database keeps what the applied text did; an edit to an "
+            "applied file never runs (put a change in a new migration)"
+        )
 
 
 def render_repair(result: RepairResult, out: Output) -> None:

@@ -47,6 +47,7 @@ from schemactl.errors import (
     Cancelled,
     ConnectionLost,
     MigrationLockLost,
+    PlanChanged,
     SchemactlError,
 )
 from schemactl.interrupts import Interrupted
@@ -146,14 +147,25 @@ def migrate(
     return MigrateResult(pending, applied, dry_run=False, current_version=current)
 
 
-@contextmanager
-def _locked(
-    settings: Settings, conn: Connection, observer: MigrateObserver
-) -> Iterator[MigrationSession]:
-    """Refuse a read-only target, name it, take the migration lock, and yield
-    the session that runs files."""
+def _announce(settings: Settings, conn: Connection, observer: MigrateObserver) -> None:
+    """Refuse a read-only target, and name it (before anything changes, and
+    before a question about what will)."""
     refuse_read_only(conn)
     observer.target_chosen(describe_connection(conn), str(settings.table))
+
+
+@contextmanager
+def _locked(
+    settings: Settings,
+    conn: Connection,
+    observer: MigrateObserver,
+    *,
+    announced: bool = False,
+) -> Iterator[MigrationSession]:
+    """Refuse a read-only target and name it (unless announced already), take
+    the migration lock, and yield the session that runs files."""
+    if not announced:
+        _announce(settings, conn, observer)
     with migration_lock(settings, conn, on_wait=observer.lock_waiting) as lock:
         session = MigrationSession(conn, settings, lock, observer)
         with session.running():
@@ -386,19 +398,36 @@ class RolledBack:
     execution_ms: int
 
 
+@dataclass(frozen=True, slots=True)
+class RollbackResult:
+    """What rollback reverted (or, with dry_run, would revert), newest first."""
+
+    planned: list[RollbackStep]
+    done: list[RolledBack]
+    dry_run: bool = False
+
+
 def rollback(
     settings: Settings,
     *,
     steps: int | None = None,
     target: int | None = None,
+    dry_run: bool = False,
+    confirm: Callable[[list[RollbackStep]], bool] | None = None,
     observer: MigrateObserver | None = None,
-) -> list[RolledBack]:
+) -> RollbackResult:
     """Run down files newest first, each with its history row removal.
+
+    Every down file is checked, and confirm (if given) asked, before the lock is
+    taken: a person reading the question holds no other runner up. Under the
+    lock the plan is made again; if it is no longer what confirm approved,
+    nothing runs.
 
     Raises:
         MigrationDirError: for an invalid directory or a missing down file (before
             anything runs).
         DriftError: when drift exists; nothing is rolled back.
+        PlanChanged: when the history changed while confirm was asked.
         MigrationFailed: when a down file fails; earlier reverts stay done.
     """
     observer = observer or MigrateObserver()
@@ -408,19 +437,25 @@ def rollback(
         _cancel_outside_files(lambda: len(done), _REVERT),
         connect(settings) as conn,
     ):
-        # Down files are checked before the lock is taken, as migrate does.
         first_plan = plan_rollback(
             files, read_history(conn, settings.table), steps=steps, target=target
         )
         checked_before = _check_by_version(first_plan, load_down_source, _step_version)
-        with _locked(settings, conn, observer) as session:
+        if dry_run:
+            return RollbackResult(first_plan, [], dry_run=True)
+        _announce(settings, conn, observer)
+        if first_plan and confirm is not None and not confirm(first_plan):
+            return RollbackResult(first_plan, [])
+        with _locked(settings, conn, observer, announced=True) as session:
             rows = read_history(conn, settings.table)
             plan = plan_rollback(files, rows, steps=steps, target=target)
+            if confirm is not None and plan != first_plan:
+                raise PlanChanged("rollback")
             checked = _reuse_checked(
                 plan, checked_before, load_down_source, _step_version
             )
             _revert_all(session, plan, checked, observer, done)
-    return done
+    return RollbackResult(plan, done)
 
 
 def _revert_all(
@@ -485,19 +520,29 @@ def repair(
 ) -> RepairResult:
     """Realign checksums and delete failed rows, once confirm approves the plan.
 
-    The plan is made and applied under the advisory lock, so what confirm was
-    shown is exactly what changes.
+    confirm is asked before the advisory lock is taken (a person reading the
+    plan holds no other runner up); under the lock the plan is made again and
+    applied only if it is still exactly what confirm was shown.
+
+    Raises:
+        PlanChanged: when the history or the files changed meanwhile.
     """
     files = discover_migrations(settings.directory)
     observer = observer or MigrateObserver()
-    with connect(settings) as conn, _locked(settings, conn, observer):
-        plan = plan_repair(files, read_history(conn, settings.table))
-        if plan.is_empty or not confirm(plan):
-            return RepairResult(plan, applied=False)
-        realign_checksums(
-            conn,
-            settings.table,
-            [e.file for e in plan.realign if e.file is not None],
-            [e.version for e in plan.delete_failed],
-        )
+    with connect(settings) as conn:
+        _announce(settings, conn, observer)
+        shown = plan_repair(files, read_history(conn, settings.table))
+        if shown.is_empty or not confirm(shown):
+            return RepairResult(shown, applied=False)
+        with _locked(settings, conn, observer, announced=True):
+            files = discover_migrations(settings.directory)
+            plan = plan_repair(files, read_history(conn, settings.table))
+            if plan != shown:
+                raise PlanChanged("repair")
+            realign_checksums(
+                conn,
+                settings.table,
+                [e.file for e in plan.realign if e.file is not None],
+                [e.version for e in plan.delete_failed],
+            )
     return RepairResult(plan, applied=True)
