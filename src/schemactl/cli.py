@@ -873,8 +873,16 @@ def repair(ctx: click.Context, /, yes: bool, **local: Any) -> None:
 @click.option(
     "--down", "with_down", is_flag=True, help="Also create the .down.sql file."
 )
+@click.option(
+    "--timestamp",
+    is_flag=True,
+    help="Version the file by the UTC time (YYYYMMDDHHMMSS), as is done anyway "
+    "once the newest file is versioned so: two branches never collide.",
+)
 @click.pass_context
-def new(ctx: click.Context, /, name: str, with_down: bool, **local: Any) -> None:
+def new(
+    ctx: click.Context, /, name: str, with_down: bool, timestamp: bool, **local: Any
+) -> None:
     """Create the next migration file. No database needed.
 
     The version is the highest one plus 1, zero-padded like the existing files
@@ -884,13 +892,16 @@ def new(ctx: click.Context, /, name: str, with_down: bool, **local: Any) -> None
     Examples:
       schemactl new add_users            # sql/003_add_users.sql
       schemactl new "add index" --down   # and sql/004_add_index.down.sql
+      schemactl new add_users --timestamp  # sql/20261205141500_add_users.sql
     """
     begin_document(ctx, "new")
     settings = build_settings(ctx, needs_database=False, **local)
     out = stdout()
     from schemactl import offline  # imported when run: see module docstring
 
-    created = offline.new_migration(settings.directory, name, with_down=with_down)
+    created = offline.new_migration(
+        settings.directory, name, with_down=with_down, timestamp=timestamp
+    )
     if output_format(ctx) == "json":
         print_document(ctx, created=[str(path) for path in created])
         return

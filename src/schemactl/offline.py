@@ -1,31 +1,42 @@
 """The use cases that need no database: new and sql.
 
-Never imports db.py, so these commands start without loading psycopg.
+Never imports the db package, so these commands start without loading psycopg.
 """
 
 from __future__ import annotations
 
 from collections.abc import Iterator
+from datetime import UTC, datetime
 from pathlib import Path
 
 from schemactl import __version__
 from schemactl.config import Settings
 from schemactl.core.discovery import discover_migrations, list_file_names
 from schemactl.core.model import MigrationFile
-from schemactl.core.scaffold import create_migration_files, plan_new_files
+from schemactl.core.scaffold import (
+    create_migration_files,
+    plan_new_files,
+    uses_timestamps,
+)
 from schemactl.core.script import render_script
 from schemactl.core.validation import ParsedSource, load_source, statement_error
 
 
-def new_migration(directory: Path, name: str, *, with_down: bool = False) -> list[Path]:
-    """Create the next migration file (and its down file).
+def new_migration(
+    directory: Path, name: str, *, with_down: bool = False, timestamp: bool = False
+) -> list[Path]:
+    """Create the next migration file (and its down file): numbered, or named by
+    the current UTC time when asked or when the newest file already is.
 
     Raises:
         MigrationDirError: when an existing file name is invalid.
         UsageError: when the name is unusable.
     """
     existing = list_file_names(directory) if directory.exists() else []
-    files = plan_new_files(existing, name, with_down=with_down)
+    now = None
+    if timestamp or uses_timestamps(existing):
+        now = datetime.now(UTC)
+    files = plan_new_files(existing, name, with_down=with_down, now=now)
     return create_migration_files(directory, files)
 
 

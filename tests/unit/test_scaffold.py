@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
@@ -9,6 +10,7 @@ from schemactl.core.scaffold import (
     create_migration_files,
     normalize_name,
     plan_new_files,
+    uses_timestamps,
 )
 from schemactl.errors import MigrationDirError, UsageError
 
@@ -76,3 +78,32 @@ def test_create_writes_header_and_never_overwrites(tmp_path):
 def test_new_refuses_a_version_past_bigint():
     with pytest.raises(UsageError, match="past the largest"):
         plan_new_files(names(f"{2**63 - 1}_last.sql"), "next")
+
+
+NOW = datetime(2026, 12, 5, 14, 15, 0, tzinfo=UTC)
+
+
+def test_a_timestamp_version_from_the_utc_time():
+    planned = plan_new_files(names("001_a.sql"), "add users", now=NOW)
+    assert planned.up_name == "20261205141500_add_users.sql"
+    assert planned.version == 20261205141500
+
+
+def test_a_timestamp_not_above_the_newest_becomes_the_next_number():
+    planned = plan_new_files(names("20261205141500_a.sql"), "b", now=NOW)
+    assert planned.up_name == "20261205141501_b.sql"
+
+
+@pytest.mark.parametrize(
+    ("existing", "expected"),
+    [
+        (["20261205141500_a.sql"], True),
+        (["001_a.sql", "20261205141560_b.sql"], True),  # bumped past a collision
+        (["20261205141500_a.sql", "20261205141501_a.down.sql"], True),
+        (["001_a.sql"], False),
+        (["12345678901234_a.sql"], False),  # 14 digits, not a date
+        ([], False),
+    ],
+)
+def test_a_directory_uses_timestamps_when_its_newest_file_does(existing, expected):
+    assert uses_timestamps(names(*existing)) is expected

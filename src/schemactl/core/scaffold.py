@@ -8,6 +8,7 @@ from __future__ import annotations
 import re
 from collections.abc import Iterable
 from dataclasses import dataclass
+from datetime import datetime
 from pathlib import Path
 
 from schemactl.core.discovery import MAX_VERSION, FileName
@@ -39,18 +40,62 @@ def normalize_name(raw: str) -> str:
     return name
 
 
+# A version of 14 digits from 1970 on reads as YYYYMMDDHHMMSS (dbmate, Rails).
+TIMESTAMP_DIGITS = 14
+_TIMESTAMP_FORMAT = "%Y%m%d%H%M%S"
+
+
+def uses_timestamps(existing: Iterable[FileName]) -> bool:
+    """Return True when the newest up file's version is a timestamp."""
+    ups = [f for f in existing if not f.is_down]
+    newest = max(ups, key=lambda f: f.version, default=None)
+    return newest is not None and _is_timestamp(newest.file_name.split("_", 1)[0])
+
+
+def _is_timestamp(digits: str) -> bool:
+    # The date part decides: a version bumped past a collision (…60 seconds)
+    # is still one of a timestamped directory.
+    if len(digits) != TIMESTAMP_DIGITS:
+        return False
+    try:
+        datetime.strptime(digits[:8], "%Y%m%d")
+    except ValueError:
+        return False
+    return True
+
+
 def plan_new_files(
-    existing: Iterable[FileName], raw_name: str, *, with_down: bool = False
+    existing: Iterable[FileName],
+    raw_name: str,
+    *,
+    with_down: bool = False,
+    now: datetime | None = None,
 ) -> NewFiles:
-    """Return the next file names: version N+1, zero-padded like the newest file.
+    """Return the next file names: version N+1, zero-padded like the newest file;
+    or, given `now` (a UTC time), the timestamp YYYYMMDDHHMMSS, so two branches
+    adding a migration never pick the same version (N+1 if that is not above
+    the newest).
 
     Raises:
-        UsageError: for a name that normalises to nothing, or a next version past
-            the largest bigint.
+        UsageError: for a name that normalises to nothing, or a next version
+            past the largest bigint.
     """
     name = normalize_name(raw_name)
     ups = [f for f in existing if not f.is_down]
     newest = max(ups, key=lambda f: f.version, default=None)
+    if now is not None:
+        version = int(now.strftime(_TIMESTAMP_FORMAT))
+        if newest is not None and version <= newest.version:
+            # Twice in one second, or a clock behind the newest file: the next
+            # number still sorts after it.
+            version = newest.version + 1
+        stem = f"{version}_{name}"
+        return NewFiles(
+            version=version,
+            name=name,
+            up_name=f"{stem}.sql",
+            down_name=f"{stem}.down.sql" if with_down else None,
+        )
     version = newest.version + 1 if newest else 1
     if version > MAX_VERSION:
         raise UsageError(
