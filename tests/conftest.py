@@ -167,3 +167,14 @@ def public_tables(conn: psycopg.Connection[Any]) -> list[str]:
         "SELECT tablename FROM pg_tables WHERE schemaname = 'public' ORDER BY 1"
     ).fetchall()
     return [r[0] for r in rows]
+
+
+PROGRESS_PREFIXES = ("applying ", "reverting ", "still running ")
+
+
+def without_progress(stderr: str) -> list[str]:
+    """Return stderr's lines without the progress lines a piped run prints
+    (tests/cli/test_progress.py checks those)."""
+    return [
+        line for line in stderr.splitlines() if not line.startswith(PROGRESS_PREFIXES)
+    ]

@@ -41,6 +41,7 @@ from schemactl.interrupts import Interrupted, signals_cancel
 from schemactl.machine import FORMATS
 from schemactl.redaction import known_secrets, redact
 from schemactl.render import (
+    DEFAULT_HEARTBEAT,
     MigrateProgress,
     Output,
     config_payload,
@@ -146,7 +147,8 @@ def shared_options(*, with_env: bool) -> Callable[[F], F]:
         ]
         for option in reversed(options):
             function = option(function)
-        return format_option(traceback_option(function), with_env=with_env)
+        function = format_option(traceback_option(function), with_env=with_env)
+        return progress_options(function, with_env=with_env)
 
     return decorate
 
@@ -198,6 +200,42 @@ def json_flag(function: F) -> F:
     )(function)
 
 
+_QUIET = "schemactl.quiet"
+_HEARTBEAT = "schemactl.heartbeat"
+
+
+def _remember(key: str) -> Callable[[click.Context, click.Parameter, Any], None]:
+    def callback(ctx: click.Context, _: click.Parameter, value: Any) -> None:
+        # On the root context, like --format: given before or after the command.
+        if value is not None and value is not False:
+            ctx.find_root().meta[key] = value
+
+    return callback
+
+
+def progress_options(function: F, *, with_env: bool) -> F:
+    """Add --quiet and --heartbeat, accepted before and after the command name."""
+    function = click.option(
+        "-q",
+        "--quiet",
+        is_flag=True,
+        default=None,
+        expose_value=False,
+        callback=_remember(_QUIET),
+        help="Print only the result and problems: no target line, no progress, "
+        "no line per file.",
+    )(function)
+    return click.option(
+        "--heartbeat",
+        type=SECONDS,
+        expose_value=False,
+        callback=_remember(_HEARTBEAT),
+        envvar="SCHEMACTL_HEARTBEAT" if with_env else None,
+        help="Piped output: say a statement is still running every SECONDS, 0: "
+        f"never [env: SCHEMACTL_HEARTBEAT; default: {DEFAULT_HEARTBEAT:g}].",
+    )(function)
+
+
 def output_format(ctx: click.Context) -> str:
     """Return the format asked for (text unless --format or an env var said)."""
     return str(ctx.find_root().meta.get(_FORMAT, "text"))
@@ -222,8 +260,16 @@ class RecordingProgress(MigrateProgress):
     target, and each migration applied or reverted (kept when a later one fails).
     """
 
-    def __init__(self, out: Output, err: Output, doc: dict[str, Any]) -> None:
-        super().__init__(out, err)
+    def __init__(
+        self,
+        out: Output,
+        err: Output,
+        doc: dict[str, Any],
+        *,
+        quiet: bool,
+        heartbeat: float,
+    ) -> None:
+        super().__init__(out, err, quiet=quiet, heartbeat=heartbeat)
         self._doc = doc
 
     def target_chosen(self, target: str, table: str) -> None:
@@ -254,7 +300,15 @@ def _progress(
     --format json every line goes to stderr, stdout holds the document only."""
     err = stderr()
     out = err if output_format(ctx) == "json" else stdout()
-    return out, RecordingProgress(out, err, doc)
+    meta = ctx.find_root().meta
+    progress = RecordingProgress(
+        out,
+        err,
+        doc,
+        quiet=bool(meta.get(_QUIET, False)),
+        heartbeat=float(meta.get(_HEARTBEAT, DEFAULT_HEARTBEAT)),
+    )
+    return out, progress
 
 
 def print_annotations(lines: list[str]) -> None:
@@ -600,7 +654,7 @@ def migrate(
             observer=progress,
         )
     finally:
-        progress.close()
+        progress.shutdown()
     if output_format(ctx) == "json":
         print_document(
             ctx,
@@ -782,7 +836,7 @@ def rollback(
             observer=progress,
         )
     finally:
-        progress.close()
+        progress.shutdown()
     if output_format(ctx) == "json":
         planned = [machine.migration_json(step.migration) for step in result.planned]
         print_document(ctx, dry_run=result.dry_run, planned=planned)

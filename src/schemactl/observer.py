@@ -6,6 +6,7 @@ the database layer (and psycopg) at start-up.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
@@ -17,7 +18,8 @@ class MigrateObserver:
     """Receives progress while migrate or rollback runs; the default ignores it.
 
     `statement_blocked` is called from the lock watcher's thread; the others from
-    the main thread.
+    the main thread. `statement_started` is called for every statement: keep it
+    cheap.
     """
 
     def target_chosen(self, target: str, table: str) -> None:
@@ -39,6 +41,12 @@ class MigrateObserver:
 
     def migration_reverted(self, step: RollbackStep, execution_ms: int) -> None:
         """A down file ran and the history row is gone, committed together."""
+
+    def statement_started(
+        self, number: int, total: int, location: Callable[[], str]
+    ) -> None:
+        """Statement `number` of the file's `total` is about to be sent;
+        location() names it as FILE:LINE:COLUMN (computed only when called)."""
 
     def statement_blocked(
         self, location: str, blockers: tuple[Blocker, ...], waited: float

@@ -9,6 +9,9 @@ is plain lines and does not pay for it.
 from __future__ import annotations
 
 import sys
+import threading
+import time
+from collections.abc import Callable
 from typing import TYPE_CHECKING, Any, TextIO
 
 from schemactl.core.model import State, describe_blockers
@@ -22,6 +25,9 @@ from schemactl.errors import (
 )
 from schemactl.observer import MigrateObserver
 from schemactl.redaction import mask_url
+
+# Seconds a statement runs before a piped run says it is still running.
+DEFAULT_HEARTBEAT = 30.0
 
 if TYPE_CHECKING:
     from rich.console import Console
@@ -84,16 +90,37 @@ def format_version(version: int | None) -> str:
 
 
 class MigrateProgress(MigrateObserver):
-    """Shows migrate's progress: a spinner on a terminal, one line per migration."""
+    """Shows migrate's progress, on stderr: a spinner with the file, statement n/m
+    and elapsed time on a terminal; piped (CI logs), a line when each file
+    starts and a heartbeat while one statement runs long. The result lines
+    ("applied ...") go to `out`. Quiet: none of it but problems (lock waits,
+    retries, server warnings) and the result.
+    """
 
-    def __init__(self, out: Output, err: Output) -> None:
+    def __init__(
+        self,
+        out: Output,
+        err: Output,
+        *,
+        quiet: bool = False,
+        heartbeat: float = DEFAULT_HEARTBEAT,
+    ) -> None:
         self._out = out
         self._err = err
+        self._quiet = quiet
+        self._heartbeat = heartbeat
         self._status: Status | None = None
         self._last_holder_pid: int | None = -1
+        self._file = ""
+        self._statement: tuple[int, int, Callable[[], str]] | None = None
+        self._statement_since = 0.0
+        self._file_since = 0.0
+        self._stop = threading.Event()
+        self._ticker: threading.Thread | None = None
 
     def target_chosen(self, target: str, table: str) -> None:
-        self._err.line(f"target: {target} (history table {table})")
+        if not self._quiet:
+            self._err.line(f"target: {target} (history table {table})")
 
     def statement_blocked(
         self, location: str, blockers: tuple[Blocker, ...], waited: float
@@ -137,31 +164,80 @@ class MigrateProgress(MigrateObserver):
     def migration_started(
         self, migration: MigrationFile, index: int, total: int
     ) -> None:
-        if not self._err.is_terminal:
-            return
-        message = f"applying {migration.label} ({index}/{total})"
-        if self._status is None:
-            self._status = self._err.console.status(message)
-            self._status.start()
-        else:
-            self._status.update(message)
+        self._file_started(migration.label, f"applying {migration.label}", index, total)
 
     def migration_applied(self, migration: MigrationFile, execution_ms: int) -> None:
-        self.close()  # a live spinner and a printed line would share one screen line
-        self._out.line(f"applied {migration.label} ({execution_ms} ms)")
+        self._file_done()
+        if not self._quiet:
+            self._out.line(f"applied {migration.label} ({execution_ms} ms)")
 
     def rollback_started(self, step: RollbackStep, index: int, total: int) -> None:
-        self._show_spinner(f"reverting {step.migration.label} ({index}/{total})")
+        label = step.migration.label
+        self._file_started(label, f"reverting {label}", index, total)
 
     def migration_reverted(self, step: RollbackStep, execution_ms: int) -> None:
         label, down = step.migration.label, step.down_path.name
-        self.close()
-        self._out.line(f"reverted {label} with {down} ({execution_ms} ms)")
+        self._file_done()
+        if not self._quiet:
+            self._out.line(f"reverted {label} with {down} ({execution_ms} ms)")
+
+    def statement_started(
+        self, number: int, total: int, location: Callable[[], str]
+    ) -> None:
+        # Every statement: two assignments and a clock read, nothing printed.
+        self._statement = (number, total, location)
+        self._statement_since = time.monotonic()
+
+    def _file_started(self, label: str, doing: str, index: int, total: int) -> None:
+        self._file = label
+        self._statement = None
+        self._file_since = self._statement_since = time.monotonic()
+        if self._quiet:
+            return
+        message = f"{doing} ({index}/{total})"
+        if self._err.is_terminal:
+            self._show_spinner(message)
+        else:
+            self._err.line(message)
+        if self._ticker is None and self._heartbeat > 0:
+            self._ticker = threading.Thread(
+                target=self._tick, name="schemactl-progress", daemon=True
+            )
+            self._ticker.start()
+
+    def _file_done(self) -> None:
+        self._file = ""
+        self._statement = None
+        self.close()  # a live spinner and a printed line would share one screen line
+
+    def _tick(self) -> None:
+        """Say how a long file is getting on: every `heartbeat` seconds on a
+        piped stderr (once a statement has run that long), continuously in the
+        spinner's text on a terminal."""
+        interval = (
+            min(self._heartbeat, 1.0) if self._err.is_terminal else self._heartbeat
+        )
+        while not self._stop.wait(interval):
+            statement, label = self._statement, self._file
+            if not label or statement is None:
+                continue
+            number, total, location = statement
+            now = time.monotonic()
+            elapsed = _seconds(now - self._file_since)
+            text = f"{label}: statement {number}/{total}, {elapsed}"
+            if self._err.is_terminal:
+                status = self._status
+                if status is not None:
+                    status.update(f"{text} ({location()})")
+            elif now - self._statement_since >= self._heartbeat:
+                ran = _seconds(now - self._statement_since)
+                self._err.line(
+                    f"still running {label}: statement {number}/{total} at "
+                    f"{location()} for {ran} ({elapsed} in the file)"
+                )
 
     def _show_spinner(self, message: str) -> None:
-        """Show a spinner on a terminal only; piped output stays plain lines."""
-        if not self._err.is_terminal:
-            return
+        """Show a spinner (a terminal only)."""
         if self._status is None:
             self._status = self._err.console.status(message)
             self._status.start()
@@ -174,6 +250,17 @@ class MigrateProgress(MigrateObserver):
         if self._status is not None:
             self._status.stop()
             self._status = None
+
+    def shutdown(self) -> None:
+        """Stop the spinner and the heartbeat for good (the run is over)."""
+        self._stop.set()
+        if self._ticker is not None:
+            self._ticker.join()
+        self.close()
+
+
+def _seconds(seconds: float) -> str:
+    return f"{seconds:.1f} s" if seconds < 10 else f"{seconds:.0f} s"
 
 
 def render_migrate(result: MigrateResult, out: Output) -> None:

@@ -11,7 +11,7 @@ from click.testing import CliRunner
 from schemactl import cli as cli_module
 from schemactl import reports
 from schemactl.cli import cli
-from tests.conftest import run_subprocess
+from tests.conftest import run_subprocess, without_progress
 
 SECRET = "hunter2-secret"
 
@@ -98,7 +98,7 @@ def test_real_process_exit_code_and_streams(database_url, sql_dir):
     sql_dir.write({"001_one.sql": "SELECT 1/0;"})
     done = run_subprocess("migrate", database_url=database_url, sql_dir=sql_dir)
     assert done.returncode == 1
-    target, first = done.stderr.splitlines()[:2]
+    target, first = without_progress(done.stderr)[:2]
     assert target.startswith("target: ")
     assert first == f"{sql_dir.path / '001_one.sql'}:1:1: error: division by zero"
     assert done.stdout == ""

@@ -21,7 +21,7 @@ import pytest
 
 from schemactl.config import parse_table_name
 from schemactl.db.lock import advisory_lock_key
-from tests.conftest import run_subprocess, runner_env
+from tests.conftest import run_subprocess, runner_env, without_progress
 
 TABLE = parse_table_name("schema_migrations")
 BARRIER_TIMEOUT = 30.0
@@ -189,7 +189,7 @@ def test_a_signal_cancels_the_statement_and_rolls_the_file_back(
         finish(proc)
     assert proc.returncode == code, err
     name = signal.Signals(signal_number).name
-    assert err.splitlines()[1:] == [
+    assert without_progress(err)[1:] == [
         f"cancelled by {name}: 002_sleep.sql rolled back; 1 migration applied "
         "before it in this run is kept and durable"
     ]
@@ -220,7 +220,7 @@ def test_a_signal_in_a_no_transaction_file_says_how_far_it_got(
         finish(proc)
     assert proc.returncode == 130
     assert_no_traceback(err)
-    assert err.splitlines()[1] == (
+    assert without_progress(err)[1] == (
         "cancelled by SIGINT: 001_steps.sql (no-transaction) stopped at statement 2 "
         "of 3: statement 1 ran and stays applied; its history row is marked failed "
         "until `schemactl repair`; nothing was applied before it in this run"

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from tests.conftest import public_tables
+from tests.conftest import public_tables, without_progress
 
 ONE = "CREATE TABLE one (id int PRIMARY KEY);\n"
 TWO = "CREATE TABLE two (id int);\nINSERT INTO two VALUES (1);\n"
@@ -67,7 +67,7 @@ def test_failure_reports_file_line_column_and_keeps_earlier_migrations(
     result = run_cli("migrate")
     assert result.exit_code == 1
     path = sql_dir.path / "002_two.sql"
-    target, first = result.stderr.splitlines()[:2]
+    target, first = without_progress(result.stderr)[:2]
     assert target.startswith("target: postgres@")
     assert first == (
         f'{path}:3:1: error: duplicate key value violates unique constraint "one_pkey"'
@@ -89,7 +89,7 @@ def test_syntax_error_points_at_the_token_with_a_caret(run_cli, sql_dir):
     result = run_cli("migrate")
     assert result.exit_code == 1
     path = sql_dir.path / "001_one.sql"
-    target, *lines = result.stderr.splitlines()
+    target, *lines = without_progress(result.stderr)
     assert target.startswith("target: ")
     assert lines[0] == f'{path}:4:13: error: syntax error at or near "text"'
     gutter = "  4 | "

@@ -17,7 +17,7 @@ from psycopg import sql
 from psycopg.conninfo import make_conninfo
 
 from schemactl.core.history import HISTORY_TABLE_DDL
-from tests.conftest import MigrationDir, public_tables, run_subprocess
+from tests.conftest import MigrationDir, public_tables, run_subprocess, without_progress
 
 Connection = psycopg.Connection[Any]
 
@@ -283,7 +283,7 @@ def test_latin1_database_takes_latin1_text_and_refuses_the_rest(
     failed = run_subprocess("migrate", database_url=url, sql_dir=sql_dir)
     assert failed.returncode == 1, failed.stderr
     assert "Traceback" not in failed.stderr
-    target, first = failed.stderr.splitlines()[:2]
+    target, first = without_progress(failed.stderr)[:2]
     assert target.startswith("target: ")
     assert first.startswith(f"{sql_dir.path / '002_arrow.sql'}:2:1: error: ")
     assert 'has no equivalent in encoding "LATIN1"' in first

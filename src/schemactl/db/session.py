@@ -353,6 +353,9 @@ class MigrationSession:
                     progress.at(0, None)
                 else:
                     progress.at(first.number, first.statement, message.parts[-1].number)
+                    self.observer.statement_started(
+                        first.number, progress.total, progress.location
+                    )
                 self._send_statement(cur, message, source)
 
     def _locate_failure(
@@ -621,6 +624,9 @@ class MigrationSession:
         with self.conn.cursor() as cur:
             for number, statement in enumerate(source.statements, start=1):
                 progress.at(number, statement)
+                self.observer.statement_started(
+                    number, progress.total, progress.location
+                )
                 self._check_lock()
                 message = _Message(statement.text, (_Part(number, statement, 0),))
                 index = concurrent_index(statement)
