@@ -36,7 +36,13 @@ from schemactl.config import (
     parse_table_name,
 )
 from schemactl.config_file import FileSettings, find_config_file, load_config_file
-from schemactl.errors import EXIT_OK, Cancelled, SchemactlError, UsageError
+from schemactl.errors import (
+    EXIT_FAILED,
+    EXIT_OK,
+    Cancelled,
+    SchemactlError,
+    UsageError,
+)
 from schemactl.interrupts import Interrupted, signals_cancel
 from schemactl.machine import FORMATS
 from schemactl.redaction import known_secrets, redact
@@ -48,6 +54,7 @@ from schemactl.render import (
     render_baseline,
     render_config,
     render_error,
+    render_lint,
     render_migrate,
     render_repair,
     render_repair_plan,
@@ -1014,6 +1021,54 @@ def config_command(ctx: click.Context, /, **local: Any) -> None:
         print_document(ctx, **config_payload(settings, origins, file))
     else:
         render_config(settings, origins, file, stdout())
+
+
+@cli.command("lint")
+@shared_options(with_env=False)
+@click.argument("paths", nargs=-1, type=click.Path(dir_okay=False, path_type=Path))
+@click.option(
+    "--squawk",
+    type=click.Choice(["auto", "on", "off"]),
+    default="auto",
+    show_default=True,
+    help="Use squawk's rules (pip install squawk-cli): when installed, always, "
+    "or never.",
+)
+@click.pass_context
+def lint_command(
+    ctx: click.Context, /, paths: tuple[Path, ...], squawk: str, **local: Any
+) -> None:
+    """Check migration files without a database: what migrate would refuse, and
+    statements that lock a table with data for long. Exit 1 on any finding.
+
+    Lints PATHS, or every file in the migrations directory. For a pre-commit
+    hook, see the README.
+
+    \b
+    Examples:
+      schemactl lint
+      schemactl lint --format github sql/005_add_index.sql
+    """
+    from schemactl import lint  # imported when run: see module docstring
+
+    begin_document(ctx, "lint")
+    settings = build_settings(ctx, needs_database=False, **local)
+    report = lint.lint(settings.directory, paths, squawk=squawk)
+    exit_code = EXIT_FAILED if report.findings else EXIT_OK
+    fmt = output_format(ctx)
+    if fmt == "json":
+        print_document(
+            ctx,
+            exit_code,
+            files=report.files,
+            squawk=report.squawk,
+            findings=[machine.finding_json(f) for f in report.findings],
+        )
+    else:
+        render_lint(report, stdout())
+    if fmt == "github":
+        print_annotations([machine.finding_annotation(f) for f in report.findings])
+    ctx.exit(exit_code)
 
 
 @cli.command("wait")

@@ -30,6 +30,7 @@ from schemactl.errors import (
 )
 
 if TYPE_CHECKING:
+    from schemactl.core.lint_rules import Finding
     from schemactl.core.model import MigrationFile, StatusEntry
     from schemactl.core.planning import RepairPlan
 
@@ -134,6 +135,19 @@ def repair_plan_json(plan: RepairPlan) -> dict[str, Any]:
     }
 
 
+def finding_json(finding: Finding) -> dict[str, Any]:
+    """Return one lint finding."""
+    return {
+        "file": finding.path,
+        "line": finding.line,
+        "column": finding.column,
+        "level": finding.level,
+        "rule": finding.rule,
+        "message": finding.message,
+        "hint": finding.hint,
+    }
+
+
 # --- GitHub Actions ---------------------------------------------------------
 
 
@@ -172,6 +186,21 @@ def error_annotations(error: SchemactlError) -> list[str]:
             *drift_annotations(error.drift, "error"),
         ]
     return [annotation("error", error.message)]
+
+
+def finding_annotation(finding: Finding) -> str:
+    """Return the annotation of one lint finding, on its line."""
+    message = finding.message
+    if finding.hint:
+        message = f"{message}\n{finding.hint}"
+    return annotation(
+        finding.level,
+        message,
+        title=finding.rule,
+        file=finding.path,
+        line=finding.line,
+        col=finding.column,
+    )
 
 
 def drift_annotations(entries: Iterable[StatusEntry], level: str) -> list[str]:

@@ -43,6 +43,7 @@ if TYPE_CHECKING:
         StatusEntry,
     )
     from schemactl.core.planning import RepairPlan, RollbackStep
+    from schemactl.lint import LintReport
     from schemactl.reports import StatusReport, VerifyReport
     from schemactl.runner import MigrateResult, RepairResult, RollbackResult
 
@@ -498,6 +499,24 @@ def _describe_done(done: int) -> str:
     if done == 1:
         return "statement 1 of it ran and stays applied"
     return f"statements 1-{done} of it ran and stay applied"
+
+
+def render_lint(report: LintReport, out: Output) -> None:
+    """Print each finding with its hint, then the verdict."""
+    for finding in report.findings:
+        out.line(finding.describe())
+        if finding.hint:
+            out.line(f"  hint: {finding.hint}")
+    files = len(report.files)
+    rules = "squawk's rules" if report.squawk else "schemactl's rules"
+    if report.findings:
+        count = len(report.findings)
+        out.line(
+            f"lint: {count} {_plural(count, 'problem')} in {files} "
+            f"{_plural(files, 'file')} ({rules})"
+        )
+    else:
+        out.line(f"lint: {files} {_plural(files, 'file')} clean ({rules})")
 
 
 def render_rollback(result: RollbackResult, out: Output) -> None:

@@ -72,7 +72,7 @@ def concurrent_index(statement: Statement) -> ConcurrentIndex | None:
     words = statement.words
     if words[:1] != ("create",) or "concurrently" not in words[1:4]:
         return None
-    node = _parse_one(statement)
+    node = parse_tree(statement)
     if type(node).__name__ != "IndexStmt" or not node.concurrent or not node.idxname:
         return None
     relation = node.relation
@@ -84,7 +84,7 @@ def copies_to_client(statement: Statement) -> bool:
     migration has nowhere to send."""
     if statement.words[:1] != ("copy",) or statement.is_copy_from_stdin:
         return False
-    node = _parse_one(statement)
+    node = parse_tree(statement)
     return (
         type(node).__name__ == "CopyStmt"
         and not node.is_from
@@ -93,7 +93,7 @@ def copies_to_client(statement: Statement) -> bool:
     )
 
 
-def _parse_one(statement: Statement) -> Any:
+def parse_tree(statement: Statement) -> Any:
     """Return the statement's parse tree (pglast: the server's own parser), or
     None when it does not parse as one statement (the server then reports it).
 
