@@ -32,6 +32,8 @@ ON_DELETE = {
     "d": "SET DEFAULT",
 }
 HISTORY_TABLE = "schema_migrations"
+# The runner's own tables (the history and its audit log) are not the schema.
+RUNNER_TABLES = [HISTORY_TABLE, f"{HISTORY_TABLE}_log"]
 
 COLUMNS = """
 SELECT n.nspname, c.relname, a.attname, format_type(a.atttypid, NULL),
@@ -40,7 +42,7 @@ FROM pg_attribute a
 JOIN pg_class c ON c.oid = a.attrelid
 JOIN pg_namespace n ON n.oid = c.relnamespace
 WHERE n.nspname = ANY(%(schemas)s) AND c.relkind = 'r' AND a.attnum > 0
-  AND NOT a.attisdropped AND c.relname <> %(history)s
+  AND NOT a.attisdropped AND c.relname <> ALL(%(runner_tables)s)
 ORDER BY 1, 2, a.attnum
 """
 KEYS = """
@@ -50,13 +52,14 @@ SELECT n.nspname, c.conrelid::regclass::text, c.contype,
        c.confrelid::regclass::text, c.confdeltype
 FROM pg_constraint c JOIN pg_namespace n ON n.oid = c.connamespace
 WHERE n.nspname = ANY(%(schemas)s) AND c.contype IN ('p', 'f')
-  AND c.conrelid::regclass::text NOT LIKE %(history_like)s
+  AND (SELECT relname FROM pg_class WHERE oid = c.conrelid) <> ALL(%(runner_tables)s)
 ORDER BY 1, 2, c.conname
 """
 COMMENTS = """
 SELECT n.nspname, c.relname, coalesce(obj_description(c.oid, 'pg_class'), '')
 FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
-WHERE n.nspname = ANY(%(schemas)s) AND c.relkind = 'r' AND c.relname <> %(history)s
+WHERE n.nspname = ANY(%(schemas)s) AND c.relkind = 'r'
+  AND c.relname <> ALL(%(runner_tables)s)
 ORDER BY 1, 2
 """
 
@@ -99,8 +102,7 @@ def read_catalog(conn: psycopg.Connection[Any]) -> Catalog:
     """Read columns, keys and comments of the documented schemas."""
     params = {
         "schemas": list(SCHEMAS),
-        "history": HISTORY_TABLE,
-        "history_like": f"%{HISTORY_TABLE}",
+        "runner_tables": RUNNER_TABLES,
     }
     catalog = Catalog(defaultdict(list), defaultdict(set), defaultdict(list), {})
     for schema, table, column, type_, not_null, _ in conn.execute(COLUMNS, params):

@@ -55,6 +55,7 @@ from schemactl.render import (
     render_config,
     render_error,
     render_lint,
+    render_log,
     render_migrate,
     render_repair,
     render_repair_plan,
@@ -712,6 +713,39 @@ def status(ctx: click.Context, /, with_exit_code: bool, **local: Any) -> None:
     if fmt == "github":
         print_annotations(machine.drift_annotations(report.drift, "warning"))
     ctx.exit(exit_code)
+
+
+@cli.command("log")
+@shared_options(with_env=False)
+@table_lock_timeout_option
+@json_flag
+@click.option(
+    "--limit", type=click.IntRange(min=1), metavar="N", help="Only the newest N rows."
+)
+@click.pass_context
+def log_command(ctx: click.Context, /, limit: int | None, **local: Any) -> None:
+    """Show the audit log: every apply, rollback, repair and baseline, who ran
+    it (login role, application, address) and when, oldest first.
+
+    \b
+    Examples:
+      schemactl log --limit 20
+      schemactl log --json | jq '.rows[] | select(.action == "rollback")'
+    """
+    from schemactl import reports  # imported when run: see module docstring
+
+    begin_document(ctx, "log")
+    report = reports.log(build_settings(ctx, **local), limit=limit)
+    if output_format(ctx) == "json":
+        print_document(
+            ctx,
+            table=report.table,
+            log_table=report.log_table,
+            exists=report.exists,
+            rows=[machine.log_row_json(row) for row in report.rows],
+        )
+    else:
+        render_log(report, stdout())
 
 
 @cli.command()

@@ -31,7 +31,7 @@ from schemactl.errors import (
 
 if TYPE_CHECKING:
     from schemactl.core.lint_rules import Finding
-    from schemactl.core.model import MigrationFile, StatusEntry
+    from schemactl.core.model import LogRow, MigrationFile, StatusEntry
     from schemactl.core.planning import RepairPlan
 
 FORMAT_VERSION = 1
@@ -133,6 +133,11 @@ def repair_plan_json(plan: RepairPlan) -> dict[str, Any]:
         "delete_failed": [entry_json(e) for e in plan.delete_failed],
         "left_missing": [entry_json(e) for e in plan.left_missing],
     }
+
+
+def log_row_json(row: LogRow) -> dict[str, Any]:
+    """Return one audit log row."""
+    return {**row._asdict(), "at": row.at.isoformat()}
 
 
 def finding_json(finding: Finding) -> dict[str, Any]:

@@ -67,5 +67,8 @@ class MigrateObserver:
     def invalid_index_dropped(self, location: str, index: str) -> None:
         """An INVALID index left by a failed CREATE INDEX CONCURRENTLY was dropped."""
 
+    def audit_log_missing(self, reason: str) -> None:
+        """The run changes the history without an audit log, for this reason."""
+
     def server_message(self, message: ServerMessage) -> None:
         """The server sent a NOTICE or WARNING while a file ran."""

@@ -44,7 +44,7 @@ if TYPE_CHECKING:
     )
     from schemactl.core.planning import RepairPlan, RollbackStep
     from schemactl.lint import LintReport
-    from schemactl.reports import StatusReport, VerifyReport
+    from schemactl.reports import LogReport, StatusReport, VerifyReport
     from schemactl.runner import MigrateResult, RepairResult, RollbackResult
 
 
@@ -153,6 +153,9 @@ class MigrateProgress(MigrateObserver):
 
     def server_message(self, message: ServerMessage) -> None:
         self._err.line(message.describe())
+
+    def audit_log_missing(self, reason: str) -> None:
+        self._err.line(f"warning: {reason}")
 
     def lock_waiting(self, holder: LockHolder | None) -> None:
         pid = holder.pid if holder else None
@@ -499,6 +502,43 @@ def _describe_done(done: int) -> str:
     if done == 1:
         return "statement 1 of it ran and stays applied"
     return f"statements 1-{done} of it ran and stay applied"
+
+
+LOG_COLUMNS = ("at", "action", "version", "name", "outcome", "by", "checksum")
+
+
+def render_log(report: LogReport, out: Output) -> None:
+    """Print the audit log, oldest first, as aligned columns."""
+    if not report.exists:
+        out.line(
+            f"no audit log ({report.log_table}) yet: the next migrate, rollback, "
+            "repair or baseline creates it"
+        )
+        return
+    rows = [
+        (
+            row.at.isoformat(" ", "seconds"),
+            row.action,
+            str(row.version),
+            row.name,
+            row.outcome,
+            f"{row.login_role} ({row.application_name or '?'}"
+            f"{', ' + row.client_addr if row.client_addr else ''})",
+            _checksum_change(row.checksum_before, row.checksum_after),
+        )
+        for row in report.rows
+    ]
+    widths = [max(len(r[i]) for r in [LOG_COLUMNS, *rows]) for i in range(6)]
+    for row in [LOG_COLUMNS, *rows]:
+        cells = [cell.ljust(width) for cell, width in zip(row, widths, strict=False)]
+        out.line(("  ".join(cells) + "  " + row[6]).rstrip())
+    out.line(f"{report.log_table}: {len(rows)} {_plural(len(rows), 'row')}")
+
+
+def _checksum_change(before: str | None, after: str | None) -> str:
+    if before and after:
+        return f"{before[:12]} -> {after[:12]}"
+    return (after or before or "")[:12]
 
 
 def render_lint(report: LintReport, out: Output) -> None:

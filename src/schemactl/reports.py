@@ -1,4 +1,4 @@
-"""The read-only use cases: status and verify.
+"""The read-only use cases: status, verify and log.
 
 Apart from runner.py (the use cases that change the database) so that they load
 only the database layer's connection and history modules: not the migration
@@ -13,10 +13,10 @@ from dataclasses import dataclass, field
 
 from schemactl.config import Settings
 from schemactl.core.discovery import discover_migrations
-from schemactl.core.model import StatusEntry
+from schemactl.core.model import LogRow, StatusEntry
 from schemactl.core.planning import build_status, find_drift, find_pending
 from schemactl.db.connection import connect
-from schemactl.db.history import read_history
+from schemactl.db.history import audit_log_exists, log_table, read_history, read_log
 from schemactl.errors import EXIT_FAILED, EXIT_OK, EXIT_PENDING
 
 
@@ -100,3 +100,25 @@ def verify(
         drift=find_drift(report.entries, allow_out_of_order=allow_out_of_order),
         pending=find_pending(report.entries),
     )
+
+
+@dataclass(frozen=True, slots=True)
+class LogReport:
+    """The audit log: every change schemactl made to the history, oldest first."""
+
+    table: str
+    log_table: str
+    exists: bool
+    rows: list[LogRow]
+
+
+def log(settings: Settings, *, limit: int | None = None) -> LogReport:
+    """Return the newest `limit` rows of the audit log (all: None). Read-only.
+
+    Raises:
+        ConnectError: as for status.
+    """
+    with connect(settings) as conn:
+        exists = audit_log_exists(conn, settings.table)
+        rows = read_log(conn, settings.table, limit) if exists else []
+    return LogReport(str(settings.table), str(log_table(settings.table)), exists, rows)

@@ -14,6 +14,7 @@ from typing import TypeVar
 
 from schemactl.config import Settings
 from schemactl.core.discovery import discover_migrations, read_source
+from schemactl.core.history import qualified_name
 from schemactl.core.model import HistoryRow, MigrationFile
 from schemactl.core.planning import (
     RepairPlan,
@@ -36,7 +37,9 @@ from schemactl.db.connection import (
     refuse_read_only,
 )
 from schemactl.db.history import (
+    ensure_audit_log,
     ensure_history_table,
+    log_table,
     read_history,
     realign_checksums,
     record_baseline,
@@ -137,6 +140,7 @@ def migrate(
             # behind; no DDL at all when it exists (a least-privilege role).
             if pending:
                 ensure_history_table(conn, settings.table)
+                session.audit_log = _audit_log(conn, settings, observer)
             try:
                 _apply_all(session, pending, sources, observer, applied)
                 if applied:
@@ -145,6 +149,19 @@ def migrate(
                 raise _after_failure(session, exc, pending, _APPLY) from None
     current = _highest_version(rows, applied)
     return MigrateResult(pending, applied, dry_run=False, current_version=current)
+
+
+def _audit_log(
+    conn: Connection, settings: Settings, observer: MigrateObserver
+) -> str | None:
+    """Make sure the audit log exists (upgrading layout 1); return its quoted
+    name, or None (said to the observer) when this role cannot create it."""
+    missing = ensure_audit_log(conn, settings.table)
+    if missing is not None:
+        observer.audit_log_missing(missing)
+        return None
+    log = log_table(settings.table)
+    return qualified_name(log.schema, log.name)
 
 
 def _announce(settings: Settings, conn: Connection, observer: MigrateObserver) -> None:
@@ -454,6 +471,8 @@ def rollback(
             checked = _reuse_checked(
                 plan, checked_before, load_down_source, _step_version
             )
+            if plan:
+                session.audit_log = _audit_log(conn, settings, observer)
             _revert_all(session, plan, checked, observer, done)
     return RollbackResult(plan, done)
 
@@ -500,7 +519,8 @@ def baseline(
             files, read_history(conn, settings.table), version=version
         )
         ensure_history_table(conn, settings.table)
-        record_baseline(conn, settings.table, chosen)
+        audit = _audit_log(conn, settings, observer) is not None
+        record_baseline(conn, settings.table, chosen, audit=audit)
     return chosen
 
 
@@ -544,5 +564,6 @@ def repair(
                 settings.table,
                 [e.file for e in plan.realign if e.file is not None],
                 [e.version for e in plan.delete_failed],
+                audit=_audit_log(conn, settings, observer) is not None,
             )
     return RepairResult(plan, applied=True)

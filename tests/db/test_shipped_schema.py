@@ -108,7 +108,10 @@ def tables_in(conn, schema):
 
 
 def test_all_tables_exist_with_the_documented_names(schema_db):
-    assert tables_in(schema_db, "public") == AGENT_TABLES | {"schema_migrations"}
+    assert tables_in(schema_db, "public") == AGENT_TABLES | {
+        "schema_migrations",
+        "schema_migrations_log",
+    }
     assert tables_in(schema_db, "wai") == WAI_TABLES
 
 
@@ -176,7 +179,7 @@ def test_agent_timestamps_are_timestamptz_and_wai_keeps_its_types(schema_db):
         """
         SELECT table_schema, data_type, count(*) FROM information_schema.columns
         WHERE table_schema IN ('public', 'wai') AND data_type LIKE 'timestamp%%'
-          AND table_name <> 'schema_migrations'
+          AND table_name NOT IN ('schema_migrations', 'schema_migrations_log')
         GROUP BY 1, 2 ORDER BY 1, 2
         """
     ).fetchall()
@@ -192,7 +195,7 @@ def test_every_table_is_commented(schema_db):
         SELECT n.nspname || '.' || c.relname FROM pg_class c
         JOIN pg_namespace n ON n.oid = c.relnamespace
         WHERE n.nspname IN ('public', 'wai') AND c.relkind = 'r'
-          AND c.relname <> 'schema_migrations'
+          AND c.relname NOT IN ('schema_migrations', 'schema_migrations_log')
           AND obj_description(c.oid, 'pg_class') IS NULL
         """
     ).fetchall()
@@ -401,7 +404,11 @@ def test_up_down_up_leaves_an_identical_catalog(schema_db, schema_url):
     before = catalog_snapshot(schema_db)
     runner.rollback(settings, target=0)
     after_down = catalog_snapshot(schema_db)
-    assert {c[1] for c in after_down["columns"]} == {"schema_migrations"}
+    # The runner's own tables stay: the history, and its audit log.
+    assert {c[1] for c in after_down["columns"]} == {
+        "schema_migrations",
+        "schema_migrations_log",
+    }
     assert after_down["schemas"] == [("public",)]
     runner.migrate(settings)
     assert catalog_snapshot(schema_db) == before

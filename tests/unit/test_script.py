@@ -23,7 +23,9 @@ def test_header_stops_on_error_and_creates_the_table():
 
 
 def test_transactional_block_wraps_file_and_row_in_one_transaction():
-    block = render_migration(TX, "CREATE TABLE t (id int);\n", table='"s"."h"')
+    block = render_migration(
+        TX, "CREATE TABLE t (id int);\n", table='"s"."h"', log='"s"."h_log"'
+    )
     lines = block.splitlines()
     assert lines[1] == (
         'SELECT NOT EXISTS (SELECT 1 FROM "s"."h" WHERE version = 1) '
@@ -34,20 +36,23 @@ def test_transactional_block_wraps_file_and_row_in_one_transaction():
     assert lines.index("CREATE TABLE t (id int);") < lines.index("COMMIT;")
     insert = next(line for line in lines if line.startswith("INSERT"))
     assert "VALUES (1, 'one', 'c1', " in insert
+    # The audit log row, when it can be written, commits with the history row.
+    log_row = lines.index("\\if :schemactl_log") + 1
+    assert lines[log_row].startswith('INSERT INTO "s"."h_log" ')
+    assert lines.index("CREATE TABLE t (id int);") < log_row < lines.index("COMMIT;")
     assert lines[-1] == "\\endif"
 
 
 def test_no_transaction_block_records_a_failed_row_first():
     block = render_migration(
-        NO_TX, "CREATE INDEX CONCURRENTLY i ON t (a);\n", table="h"
+        NO_TX, "CREATE INDEX CONCURRENTLY i ON t (a);\n", table="h", log="h_log"
     )
-    assert "BEGIN;" not in block
     insert = block.index("VALUES (2, 'idx', 'c2', 0, false);")
-    assert (
-        insert
-        < block.index("CREATE INDEX CONCURRENTLY")
-        < block.index("SET success = true")
-    )
+    body = block.index("CREATE INDEX CONCURRENTLY")
+    assert insert < body < block.index("SET success = true")
+    # The file runs outside any transaction: only the bookkeeping has one.
+    assert block.rindex("COMMIT;", 0, body) > block.rindex("BEGIN;", 0, body)
+    assert block.index("BEGIN;", body) < block.index("SET success = true")
 
 
 def test_hostile_table_name_is_quoted():
@@ -57,7 +62,7 @@ def test_hostile_table_name_is_quoted():
 
 
 def test_last_statement_without_semicolon_is_terminated():
-    block = render_migration(TX, "SELECT 1", table="h")
+    block = render_migration(TX, "SELECT 1", table="h", log="h_log")
     assert "SELECT 1\n;\nINSERT" in block
 
 

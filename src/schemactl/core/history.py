@@ -54,3 +54,73 @@ def history_insert_sql(
         f"{quote_literal(migration.checksum)}, {execution_ms}, "
         f"{'true' if success else 'false'})"
     )
+
+
+# The audit log (layout 2): one row per change schemactl makes to the history,
+# written in the same transaction as the change. Append-only: a trigger refuses
+# UPDATE, DELETE and TRUNCATE. The comment on the table is the layout version.
+LAYOUT_VERSION: Final = 2
+LAYOUT_COMMENT: Final = (
+    f"schemactl layout {LAYOUT_VERSION}: audit log of the history table"
+)
+LOG_SUFFIX: Final = "_log"
+APPEND_ONLY_FUNCTION: Final = "schemactl_log_append_only"
+
+LOG_TABLE_DDL: Final = """CREATE TABLE {log} (
+    id bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
+    at timestamptz NOT NULL DEFAULT clock_timestamp(),
+    action text NOT NULL,
+    version bigint NOT NULL,
+    name text NOT NULL,
+    checksum_before text,
+    checksum_after text,
+    execution_ms integer,
+    outcome text NOT NULL,
+    login_role text NOT NULL DEFAULT session_user,
+    application_name text NOT NULL DEFAULT current_setting('application_name'),
+    client_addr inet DEFAULT inet_client_addr()
+)"""
+APPEND_ONLY_FUNCTION_DDL: Final = """CREATE FUNCTION {function}() RETURNS trigger
+LANGUAGE plpgsql AS $schemactl$
+BEGIN
+    RAISE EXCEPTION 'the schemactl audit log % is append-only', TG_TABLE_NAME
+        USING ERRCODE = 'insufficient_privilege';
+END
+$schemactl$"""
+APPEND_ONLY_TRIGGERS: Final = (
+    "CREATE TRIGGER schemactl_append_only BEFORE UPDATE OR DELETE ON {log} "
+    "FOR EACH ROW EXECUTE FUNCTION {function}()",
+    "CREATE TRIGGER schemactl_no_truncate BEFORE TRUNCATE ON {log} "
+    "FOR EACH STATEMENT EXECUTE FUNCTION {function}()",
+)
+
+
+def log_table_name(history_table: str) -> str:
+    """Return the audit log's name for a history table's: NAME_log, shortened
+    so that it fits PostgreSQL's 63 bytes."""
+    name = history_table
+    while len((name + LOG_SUFFIX).encode("utf-8")) > 63:
+        name = name[:-1]
+    return name + LOG_SUFFIX
+
+
+def log_insert_sql(
+    qualified_log: str,
+    action: str,
+    migration: MigrationFile,
+    *,
+    before: str = "NULL",
+    after: str = "NULL",
+    execution_ms: str = "NULL",
+    outcome: str = "ok",
+) -> str:
+    """Return the INSERT of one audit log row as SQL text. before, after and
+    execution_ms are SQL expressions; the other values are quoted here."""
+    columns = (
+        "action, version, name, checksum_before, checksum_after, execution_ms, outcome"
+    )
+    return (
+        f"INSERT INTO {qualified_log} ({columns}) VALUES ({quote_literal(action)}, "
+        f"{int(migration.version)}, {quote_literal(migration.name)}, {before}, "
+        f"{after}, {execution_ms}, {quote_literal(outcome)})"
+    )

@@ -58,6 +58,23 @@ class HistoryRow(NamedTuple):
     success: bool = True
 
 
+class LogRow(NamedTuple):
+    """One row of the audit log: a change schemactl made to the history."""
+
+    id: int
+    at: datetime
+    action: str
+    version: int
+    name: str
+    checksum_before: str | None
+    checksum_after: str | None
+    execution_ms: int | None
+    outcome: str
+    login_role: str
+    application_name: str
+    client_addr: str | None
+
+
 class State(StrEnum):
     """The state of one version, as `status` prints it (contract strings)."""
 

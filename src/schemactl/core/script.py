@@ -14,8 +14,15 @@ from __future__ import annotations
 from collections.abc import Iterable, Iterator, Sequence
 
 from schemactl.core.history import (
+    APPEND_ONLY_FUNCTION,
+    APPEND_ONLY_FUNCTION_DDL,
+    APPEND_ONLY_TRIGGERS,
     HISTORY_TABLE_DDL,
+    LAYOUT_COMMENT,
+    LOG_TABLE_DDL,
     history_insert_sql,
+    log_insert_sql,
+    log_table_name,
     qualified_name,
     quote_identifier,
     quote_literal,
@@ -24,6 +31,7 @@ from schemactl.core.model import MigrationFile
 
 PENDING_VAR = "schemactl_pending"
 STARTED_VAR = "schemactl_started"
+LOG_VAR = "schemactl_log"
 
 
 def render_header(schema: str, table: str, *, version: str) -> str:
@@ -42,7 +50,52 @@ def render_header(schema: str, table: str, *, version: str) -> str:
         f"CREATE SCHEMA {quote_identifier(schema)};\n"
         "\\endif\n"
         f"{HISTORY_TABLE_DDL.format(qualified_name(schema, table))};\n"
+        + render_audit_log(schema, table)
     )
+
+
+def render_audit_log(schema: str, table: str) -> str:
+    """Return the creation of the audit log when it is missing and this role
+    may create it (as schemactl does), then whether rows can be written to it
+    (the psql variable LOG_VAR)."""
+    log = qualified_name(schema, log_table_name(table))
+    function = qualified_name(schema, APPEND_ONLY_FUNCTION)
+    names = {"log": log, "function": function}
+    triggers = "".join(f"{t.format(**names)};\n" for t in APPEND_ONLY_TRIGGERS)
+    return (
+        f"SELECT to_regclass({quote_literal(log)}) IS NULL AND "
+        f"has_schema_privilege({quote_literal(schema)}, 'CREATE') "
+        "AS schemactl_create_log \\gset\n"
+        "\\if :schemactl_create_log\n"
+        "BEGIN;\n"
+        f"SELECT to_regprocedure({quote_literal(function + '()')}) IS NULL "
+        "AS schemactl_create_function \\gset\n"
+        "\\if :schemactl_create_function\n"
+        f"{APPEND_ONLY_FUNCTION_DDL.format(**names)};\n"
+        "\\endif\n"
+        f"{LOG_TABLE_DDL.format(**names)};\n"
+        f"{triggers}"
+        f"COMMENT ON TABLE {log} IS {quote_literal(LAYOUT_COMMENT)};\n"
+        "COMMIT;\n"
+        "\\endif\n"
+        f"SELECT CASE WHEN to_regclass({quote_literal(log)}) IS NULL THEN false "
+        f"ELSE has_table_privilege({quote_literal(log)}, 'INSERT') END "
+        f"AS {LOG_VAR} \\gset\n"
+    )
+
+
+def _log_row(
+    log: str, action: str, migration: MigrationFile, execution_ms: str, outcome: str
+) -> str:
+    insert = log_insert_sql(
+        log,
+        action,
+        migration,
+        after=quote_literal(migration.checksum),
+        execution_ms=execution_ms,
+        outcome=outcome,
+    )
+    return f"\\if :{LOG_VAR}\n{insert};\n\\endif\n"
 
 
 def render_drift_check(table: str, files: Sequence[MigrationFile]) -> str:
@@ -113,8 +166,11 @@ def _terminated(text: str) -> str:
     return text + ";\n"
 
 
-def render_migration(migration: MigrationFile, text: str, *, table: str) -> str:
-    """Return the guarded block that applies one migration and records it."""
+def render_migration(
+    migration: MigrationFile, text: str, *, table: str, log: str
+) -> str:
+    """Return the guarded block that applies one migration and records it (in
+    the audit log too, when it can be written)."""
     guard = (
         f"-- {migration.label}\n"
         f"SELECT NOT EXISTS (SELECT 1 FROM {table} WHERE version = "
@@ -127,12 +183,17 @@ def render_migration(migration: MigrationFile, text: str, *, table: str) -> str:
         return (
             guard
             + started
+            + "BEGIN;\n"
             + history_insert_sql(table, migration, "0", success=False)
             + ";\n"
+            + _log_row(log, "apply", migration, "NULL", "started")
+            + "COMMIT;\n"
             + body
+            + "BEGIN;\n"
             + f"UPDATE {table} SET success = true, execution_ms = {_elapsed_ms_sql()} "
             f"WHERE version = {migration.version};\n"
-            "RESET ALL;\n\\endif\n"
+            + _log_row(log, "apply", migration, _elapsed_ms_sql(), "ok")
+            + "COMMIT;\nRESET ALL;\n\\endif\n"
         )
     return (
         guard
@@ -140,7 +201,9 @@ def render_migration(migration: MigrationFile, text: str, *, table: str) -> str:
         + started
         + body
         + history_insert_sql(table, migration, _elapsed_ms_sql(), success=True)
-        + ";\nCOMMIT;\nRESET ALL;\n\\endif\n"
+        + ";\n"
+        + _log_row(log, "apply", migration, _elapsed_ms_sql(), "ok")
+        + "COMMIT;\nRESET ALL;\n\\endif\n"
     )
 
 
@@ -160,6 +223,7 @@ def render_script(
     """
     yield render_header(schema, table, version=version)
     qualified = qualified_name(schema, table)
+    log = qualified_name(schema, log_table_name(table))
     yield render_drift_check(qualified, all_files)
     for migration, text in migrations:
-        yield render_migration(migration, text, table=qualified)
+        yield render_migration(migration, text, table=qualified, log=log)

@@ -7,8 +7,22 @@ import psycopg
 from psycopg import sql
 
 from schemactl.config import Settings, TableName
-from schemactl.core.history import HISTORY_TABLE_DDL
-from schemactl.core.model import Blocker, HistoryRow, MigrationFile, describe_blockers
+from schemactl.core.history import (
+    APPEND_ONLY_FUNCTION,
+    APPEND_ONLY_FUNCTION_DDL,
+    APPEND_ONLY_TRIGGERS,
+    HISTORY_TABLE_DDL,
+    LAYOUT_COMMENT,
+    LOG_TABLE_DDL,
+    log_table_name,
+)
+from schemactl.core.model import (
+    Blocker,
+    HistoryRow,
+    LogRow,
+    MigrationFile,
+    describe_blockers,
+)
 from schemactl.db.connection import (
     Connection,
     connect,
@@ -114,12 +128,20 @@ def _table_lock_holders(conn: Connection, table: TableName) -> tuple[Blocker, ..
 
 
 def record_baseline(
-    conn: Connection, table: TableName, migrations: list[MigrationFile]
+    conn: Connection,
+    table: TableName,
+    migrations: list[MigrationFile],
+    *,
+    audit: bool = False,
 ) -> None:
-    """Record migrations as applied without running them, all in one transaction."""
+    """Record migrations as applied without running them, all in one transaction
+    (with their audit log rows, when the log exists)."""
     with phase(conn, "record", state="nothing was recorded"), conn.transaction():
         for migration in migrations:
             insert_history(conn, table, migration, execution_ms=0, success=True)
+            if audit:
+                _log(conn, table, "baseline", migration.version, migration.name,
+                     after=migration.checksum, execution_ms=0)  # fmt: skip
 
 
 def realign_checksums(
@@ -127,19 +149,53 @@ def realign_checksums(
     table: TableName,
     realign: list[MigrationFile],
     delete_versions: list[int],
+    *,
+    audit: bool = False,
 ) -> None:
-    """Store the files' checksums and names, and delete failed rows, atomically."""
+    """Store the files' checksums and names, and delete failed rows, atomically
+    (each change with its audit log row, when the log exists)."""
+    history = table_sql(table)
     update = sql.SQL(
-        "UPDATE {} SET checksum = %s, name = %s WHERE version = %s"
-    ).format(table_sql(table))
-    delete = sql.SQL("DELETE FROM {} WHERE version = %s").format(table_sql(table))
+        "UPDATE {} SET checksum = %s, name = %s WHERE version = %s "
+        "RETURNING (SELECT checksum FROM {} WHERE version = %s)"
+    ).format(history, history)
+    delete = sql.SQL(
+        "DELETE FROM {} WHERE version = %s RETURNING name, checksum"
+    ).format(history)
     with phase(conn, "record", state="the history was not changed"), conn.transaction():
-        for migration in realign:
-            conn.execute(
-                update, (migration.checksum, migration.name, migration.version)
-            )
+        for m in realign:
+            row = conn.execute(
+                update, (m.checksum, m.name, m.version, m.version)
+            ).fetchone()
+            if audit:
+                before = row[0] if row else None
+                _log(conn, table, "repair", m.version, m.name,
+                     before=before, after=m.checksum)  # fmt: skip
         for version in delete_versions:
-            conn.execute(delete, (version,))
+            gone = conn.execute(delete, (version,)).fetchone()
+            if audit and gone:
+                _log(conn, table, "repair-delete", version, gone[0], before=gone[1])
+
+
+def _log(
+    conn: Connection,
+    table: TableName,
+    action: str,
+    version: int,
+    name: str,
+    *,
+    before: str | None = None,
+    after: str | None = None,
+    execution_ms: int | None = None,
+) -> None:
+    conn.execute(
+        sql.SQL(
+            "INSERT INTO {} (action, version, name, checksum_before, "
+            "checksum_after, execution_ms, outcome) "
+            "VALUES (%s, %s, %s, %s, %s, %s, 'ok')"
+        ).format(table_sql(log_table(table))),
+        (action, version, name, before, after, execution_ms),
+    )
 
 
 def insert_history(
@@ -184,3 +240,84 @@ def flush_commits(conn: Connection, settings: Settings) -> None:
             state="migrations committed in this run survive unless the server "
             "crashed; run `schemactl status` when it is reachable",
         ) from None
+
+
+# --- the audit log (layout 2) --------------------------------------------------
+
+
+def log_table(table: TableName) -> TableName:
+    """Return the audit log of a history table: SCHEMA.NAME_log."""
+    return TableName(table.schema, log_table_name(table.name))
+
+
+def audit_log_exists(conn: Connection, table: TableName) -> bool:
+    """Return True when the history table's audit log exists."""
+    return history_table_exists(conn, log_table(table))
+
+
+def ensure_audit_log(conn: Connection, table: TableName) -> str | None:
+    """Create the audit log unless it exists (the upgrade from layout 1, which
+    had the history table only); return None, with nothing created, when this
+    role may not create tables in the schema.
+
+    Returns the reason there is no log, or None when there is one.
+    """
+    log = log_table(table)
+    if history_table_exists(conn, log):
+        may_write = conn.execute(
+            "SELECT has_table_privilege(%s, 'INSERT')",
+            (table_sql(log).as_string(conn),),
+        ).fetchone()
+        if may_write and may_write[0]:
+            return None
+        # A deploy role granted the history table only: it keeps working (the
+        # least-privilege promise), and says what it does not record.
+        return (
+            f"this role may not write the audit log {log}: this run is not "
+            f"logged; grant it INSERT, SELECT on {log}"
+        )
+    function = sql.Identifier(table.schema, APPEND_ONLY_FUNCTION)
+    names = {"log": table_sql(log), "function": function}
+    with phase(conn, "creating the audit log", state="nothing was applied"):
+        may_create = conn.execute(
+            "SELECT has_schema_privilege(%s, 'CREATE')", (table.schema,)
+        ).fetchone()
+        if not (may_create and may_create[0]):
+            return (
+                f"this role may not create tables in schema {table.schema}: no "
+                f"audit log ({log}) is kept; an owner of the schema can create "
+                "it by running any migrate, rollback, repair or baseline once"
+            )
+        with conn.transaction():
+            exists = conn.execute(
+                "SELECT to_regprocedure(%s) IS NOT NULL",
+                (f"{function.as_string(conn)}()",),
+            ).fetchone()
+            if not (exists and exists[0]):
+                conn.execute(sql.SQL(APPEND_ONLY_FUNCTION_DDL).format(**names))
+            conn.execute(sql.SQL(LOG_TABLE_DDL).format(**names))
+            for trigger in APPEND_ONLY_TRIGGERS:
+                conn.execute(sql.SQL(trigger).format(**names))
+            conn.execute(
+                sql.SQL("COMMENT ON TABLE {} IS {}").format(
+                    names["log"], sql.Literal(LAYOUT_COMMENT)
+                )
+            )
+    return None
+
+
+def read_log(conn: Connection, table: TableName, limit: int | None) -> list[LogRow]:
+    """Return the newest `limit` audit log rows (all: None), oldest first; no
+    rows when there is no log."""
+    if not audit_log_exists(conn, table):
+        return []
+    query = sql.SQL(
+        "SELECT * FROM (SELECT id, at, action, version, name, checksum_before, "
+        "checksum_after, execution_ms, outcome, login_role, application_name, "
+        "host(client_addr) FROM {} ORDER BY id DESC {}) AS newest ORDER BY id"
+    ).format(
+        table_sql(log_table(table)),
+        sql.SQL("LIMIT {}").format(sql.Literal(limit)) if limit else sql.SQL(""),
+    )
+    with phase(conn, "reading the audit log", state="nothing was changed"):
+        return list(map(LogRow._make, conn.execute(query).fetchall()))

@@ -17,7 +17,13 @@ import psycopg
 from psycopg import sql
 
 from schemactl.config import Settings, TableName
-from schemactl.core.history import history_insert_sql, qualified_name, quote_identifier
+from schemactl.core.history import (
+    history_insert_sql,
+    log_insert_sql,
+    qualified_name,
+    quote_identifier,
+    quote_literal,
+)
 from schemactl.core.model import (
     Blocker,
     MigrationFile,
@@ -193,6 +199,8 @@ class MigrationSession:
     progress: FileProgress | None = None
     _watch: BlockerWatch | None = None
     _guard_sql: str = ""
+    # The audit log's quoted name, once the runner knows it exists.
+    audit_log: str | None = None
     # While a failing file is run again to locate its error: no notices twice.
     _quiet: bool = False
 
@@ -255,14 +263,29 @@ class MigrationSession:
             MigrationLockLost, ConnectionLost: exit 3, file not committed.
         """
         table = qualified_name(self.table.schema, self.table.name)
+        checksum = quote_literal(migration.checksum)
         if source.no_transaction:
             # The row is written first, so applied_at is when the file started.
-            first = history_insert_sql(table, migration, "0", success=False)
-            record = self._compose(_MARK_SUCCEEDED, migration.version)
+            first = _joined(
+                history_insert_sql(table, migration, "0", success=False),
+                self._log("apply", migration, after=checksum, outcome="started"),
+            )
+            record = _joined(
+                self._compose(_MARK_SUCCEEDED, migration.version),
+                self._log(
+                    "apply",
+                    migration,
+                    after=checksum,
+                    execution_ms=self._ms_of(migration),
+                ),
+            )
         else:
             first = None
-            record = history_insert_sql(
-                table, migration, _SERVER_ELAPSED_MS, success=True
+            record = _joined(
+                history_insert_sql(table, migration, _SERVER_ELAPSED_MS, success=True),
+                self._log(
+                    "apply", migration, after=checksum, execution_ms=_SERVER_ELAPSED_MS
+                ),
             )
         return self._run_file(migration, migration.path, source, first, record)
 
@@ -280,13 +303,50 @@ class MigrationSession:
             TableLockTimeout, MigrationLockLost, ConnectionLost: as for apply.
         """
         version = migration.version
-        first = (
-            self._compose("UPDATE {} SET success = false WHERE version = {}", version)
-            if source.no_transaction
-            else None
+        before = self._compose("(SELECT checksum FROM {} WHERE version = {})", version)
+        first = None
+        if source.no_transaction:
+            first = _joined(
+                self._compose(
+                    "UPDATE {} SET success = false WHERE version = {}", version
+                ),
+                self._log("rollback", migration, before=before, outcome="started"),
+            )
+        record = _joined(
+            # The log row first: it reads the checksum of the row being deleted.
+            self._log("rollback", migration, before=before),
+            self._compose("DELETE FROM {} WHERE version = {}", version),
         )
-        record = self._compose("DELETE FROM {} WHERE version = {}", version)
         return self._run_file(migration, down_path, source, first, record)
+
+    def _log(
+        self,
+        action: str,
+        migration: MigrationFile,
+        *,
+        before: str = "NULL",
+        after: str = "NULL",
+        execution_ms: str = "NULL",
+        outcome: str = "ok",
+    ) -> str | None:
+        """Return the audit log row's INSERT, sent with the history change it
+        records (the same transaction); None without a log."""
+        if self.audit_log is None:
+            return None
+        return log_insert_sql(
+            self.audit_log,
+            action,
+            migration,
+            before=before,
+            after=after,
+            execution_ms=execution_ms,
+            outcome=outcome,
+        )
+
+    def _ms_of(self, migration: MigrationFile) -> str:
+        return self._compose(
+            "(SELECT execution_ms FROM {} WHERE version = {})", migration.version
+        )
 
     def _compose(self, template: str, version: int) -> str:
         """Fill a statement about the history table: the table, then the version."""
@@ -797,6 +857,11 @@ def _send(cur: psycopg.Cursor[Any], message: _Message) -> None:
             copy.write(first.statement.copy_data or "")
         return
     cur.execute(message.text)
+
+
+def _joined(*statements: str | None) -> str:
+    """Return the statements as one message (the ones that are not None)."""
+    return ";\n".join(s for s in statements if s is not None)
 
 
 def _elapsed_ms(started: float) -> int:
