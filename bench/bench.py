@@ -400,14 +400,20 @@ def bookkeeping_floor(server: Server, statement: str, blocks: int = 12) -> list[
     Each variant runs `statement` then its pieces, with the production SQL:
     psql's floor (one transaction, one message per statement); then each
     migration in its own transaction with COMMIT in a second message; then
-    the history row; the session reset; the migration lock guard (all of them:
-    what schemactl sends). Variants rotate over blocks of 50 migrations.
+    the history row; the session reset; the migration lock guard; the audit
+    log row (all of them: what schemactl sends). Variants rotate over blocks of
+    50 migrations.
     """
     from schemactl.config import Settings
-    from schemactl.core.history import history_insert_sql, qualified_name
+    from schemactl.core.history import (
+        history_insert_sql,
+        log_insert_sql,
+        log_table_name,
+        qualified_name,
+    )
     from schemactl.core.model import MigrationFile
     from schemactl.db.connection import connect
-    from schemactl.db.history import ensure_history_table
+    from schemactl.db.history import ensure_audit_log, ensure_history_table
     from schemactl.db.lock import migration_lock
     from schemactl.db.session import _RESET_IDENTITY, _RESET_SESSION, _SERVER_ELAPSED_MS
 
@@ -419,22 +425,29 @@ def bookkeeping_floor(server: Server, statement: str, blocks: int = 12) -> list[
     with connect(settings) as conn, migration_lock(settings, conn) as lock:
         conn.autocommit = True
         ensure_history_table(conn, settings.table)
+        assert ensure_audit_log(conn, settings.table) is None
         table = qualified_name(settings.table.schema, settings.table.name)
+        log = qualified_name(settings.table.schema, log_table_name(settings.table.name))
         guard = lock.guard_sql()
 
-        def record() -> str:
+        def record(*, logged: bool = False) -> str:
             version = next(counter)
             migration = MigrationFile(version, f"m{version}", "", "0" * 64)
-            return history_insert_sql(
-                table, migration, _SERVER_ELAPSED_MS, success=True
+            row = history_insert_sql(table, migration, _SERVER_ELAPSED_MS, success=True)
+            if not logged:
+                return row
+            entry = log_insert_sql(
+                log, "apply", migration, after="'x'", execution_ms=_SERVER_ELAPSED_MS
             )
+            return f"{row};\n{entry}"
 
         variants: dict[str, Callable[[], list[str]]] = {
             "psql -1: statement only, one transaction": lambda: [],
             "+ own transaction, COMMIT in a second message": lambda: [commit],
             "+ history row": lambda: [f"{record()};\n{commit}"],
             "+ session reset": lambda: [f"{_RESET_IDENTITY};\n{_RESET_SESSION};\n{record()};\n{commit}"],
-            "+ lock guard (schemactl)": lambda: [f"{_RESET_IDENTITY};\n{_RESET_SESSION};\n{guard};\n{record()};\n{commit}"],
+            "+ lock guard": lambda: [f"{_RESET_IDENTITY};\n{_RESET_SESSION};\n{guard};\n{record()};\n{commit}"],
+            "+ audit log row (schemactl)": lambda: [f"{_RESET_IDENTITY};\n{_RESET_SESSION};\n{guard};\n{record(logged=True)};\n{commit}"],
         }  # fmt: skip
         per_block = 50
         times: dict[str, list[float]] = {name: [] for name in variants}
