@@ -437,7 +437,12 @@ def bookkeeping_floor(server: Server, statement: str, blocks: int = 12) -> list[
             if not logged:
                 return row
             entry = log_insert_sql(
-                log, "apply", migration, after="'x'", execution_ms=_SERVER_ELAPSED_MS
+                log,
+                table,
+                "apply",
+                migration,
+                after="'x'",
+                execution_ms=_SERVER_ELAPSED_MS,
             )
             return f"{row};\n{entry}"
 

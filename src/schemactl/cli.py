@@ -720,10 +720,18 @@ def status(ctx: click.Context, /, with_exit_code: bool, **local: Any) -> None:
 @table_lock_timeout_option
 @json_flag
 @click.option(
-    "--limit", type=click.IntRange(min=1), metavar="N", help="Only the newest N rows."
+    "--limit",
+    type=click.IntRange(min=1),
+    default=100,
+    show_default=True,
+    metavar="N",
+    help="Only the newest N rows.",
 )
+@click.option("--all", "everything", is_flag=True, help="Every row (no --limit).")
 @click.pass_context
-def log_command(ctx: click.Context, /, limit: int | None, **local: Any) -> None:
+def log_command(
+    ctx: click.Context, /, limit: int, everything: bool, **local: Any
+) -> None:
     """Show the audit log: every apply, rollback, repair and baseline, who ran
     it (login role, application, address) and when, oldest first.
 
@@ -735,7 +743,9 @@ def log_command(ctx: click.Context, /, limit: int | None, **local: Any) -> None:
     from schemactl import reports  # imported when run: see module docstring
 
     begin_document(ctx, "log")
-    report = reports.log(build_settings(ctx, **local), limit=limit)
+    report = reports.log(
+        build_settings(ctx, **local), limit=None if everything else limit
+    )
     if output_format(ctx) == "json":
         print_document(
             ctx,

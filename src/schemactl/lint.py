@@ -14,13 +14,14 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from schemactl.core.discovery import list_file_names, read_source
+from schemactl.core.discovery import list_file_names, parse_file_name, read_source
 from schemactl.core.lint_rules import Finding, lint_statements
 from schemactl.core.validation import parse_source
 from schemactl.errors import MigrationDirError, UsageError
 
 # schemactl runs every statement under a lock timeout (--table-lock-timeout):
-# squawk's rule asking each file to set one would only be noise.
+# squawk's rule asking each file to set one would only be noise. Filtered from
+# squawk's results, so that the user's own .squawk.toml still applies.
 SQUAWK_EXCLUDED = ("require-lock-timeout",)
 
 
@@ -56,7 +57,9 @@ def lint(
 
 def _lint_file(path: Path, squawk_path: str | None) -> list[Finding]:
     try:
-        source = parse_source(read_source(path), path)
+        parse_file_name(path.name, path.parent)  # a path given may be any file
+        data = read_source(path)
+        source = parse_source(data, path)
     except MigrationDirError as error:
         return [
             Finding(
@@ -69,9 +72,13 @@ def _lint_file(path: Path, squawk_path: str | None) -> list[Finding]:
                 error.hint,
             )
         ]
-    if squawk_path is not None:
+    if squawk_path is not None and not any(
+        statement.is_copy_from_stdin for statement in source.statements
+    ):
+        # squawk does not read psql's inline COPY data: such a file gets
+        # schemactl's rules instead.
         return _squawk_findings(
-            squawk_path, path, transactional=not source.no_transaction
+            squawk_path, path, data, transactional=not source.no_transaction
         )
     return lint_statements(source.text, source.statements, str(path))
 
@@ -91,29 +98,50 @@ def _squawk(mode: str) -> str | None:
     return found
 
 
-def _squawk_findings(squawk: str, path: Path, *, transactional: bool) -> list[Finding]:
-    """Run squawk on one file; its lines and columns count from 0."""
-    argv = [squawk, "--reporter", "json", "--exclude", ",".join(SQUAWK_EXCLUDED)]
+def _squawk_findings(
+    squawk: str, path: Path, data: bytes, *, transactional: bool
+) -> list[Finding]:
+    """Run squawk on one file, with the user's own squawk configuration (only
+    schemactl's exclusion is applied, to the results). squawk exits 1 with
+    findings; anything else is squawk failing, never a clean file."""
+    argv = [squawk, "--reporter", "json"]
     if transactional:
         argv.append("--assume-in-transaction")  # schemactl wraps the file
     done = subprocess.run(
         [*argv, str(path)], capture_output=True, text=True, check=False, timeout=120
     )
     try:
-        reported: list[dict[str, Any]] = json.loads(done.stdout or "[]")
+        reported: list[dict[str, Any]] = json.loads(done.stdout)
     except json.JSONDecodeError:
-        raise UsageError(
-            f"squawk failed on {path}: {(done.stderr or done.stdout).strip()}"
-        ) from None
+        reported = []
+    if done.returncode not in (0, 1) or (done.returncode == 1 and not reported):
+        reason = (done.stderr or done.stdout).strip() or f"exit {done.returncode}"
+        raise UsageError(f"squawk failed on {path}: {reason}")
+    lines = data.split(b"\n")
     return [
         Finding(
             str(path),
             int(item.get("line") or 0) + 1,
-            int(item.get("column") or 0) + 1,
+            _character_column(
+                lines, int(item.get("line") or 0), int(item.get("column") or 0)
+            ),
             "error" if str(item.get("level", "")).lower() == "error" else "warning",
             f"squawk:{item.get('rule_name', 'unknown')}",
             str(item.get("message", "")),
             item.get("help"),
         )
         for item in reported
+        if item.get("rule_name") not in SQUAWK_EXCLUDED
     ]
+
+
+def _character_column(lines: list[bytes], line: int, byte_column: int) -> int:
+    """Return the 1-based column, in characters, of squawk's 0-based column
+    in bytes of the file as it is on disk (a BOM on the first line is not a
+    character of the text)."""
+    if line >= len(lines):
+        return byte_column + 1
+    before = lines[line][:byte_column]
+    if line == 0:
+        before = before.removeprefix(b"\xef\xbb\xbf")
+    return len(before.decode("utf-8", errors="ignore")) + 1

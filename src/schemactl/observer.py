@@ -67,8 +67,9 @@ class MigrateObserver:
     def invalid_index_dropped(self, location: str, index: str) -> None:
         """An INVALID index left by a failed CREATE INDEX CONCURRENTLY was dropped."""
 
-    def audit_log_missing(self, reason: str) -> None:
-        """The run changes the history without an audit log, for this reason."""
+    def audit_log_warning(self, reason: str) -> None:
+        """Something about the audit log the user must know (none is kept, or it
+        is no longer append-only)."""
 
     def server_message(self, message: ServerMessage) -> None:
         """The server sent a NOTICE or WARNING while a file ran."""

@@ -154,7 +154,7 @@ class MigrateProgress(MigrateObserver):
     def server_message(self, message: ServerMessage) -> None:
         self._err.line(message.describe())
 
-    def audit_log_missing(self, reason: str) -> None:
+    def audit_log_warning(self, reason: str) -> None:
         self._err.line(f"warning: {reason}")
 
     def lock_waiting(self, holder: LockHolder | None) -> None:
@@ -218,9 +218,10 @@ class MigrateProgress(MigrateObserver):
         """Say how a long file is getting on: every `heartbeat` seconds on a
         piped stderr (once a statement has run that long), continuously in the
         spinner's text on a terminal."""
-        interval = (
-            min(self._heartbeat, 1.0) if self._err.is_terminal else self._heartbeat
-        )
+        # Ticks finer than the heartbeat, so that the first line comes when a
+        # statement has run `heartbeat` seconds, not up to twice that.
+        interval = min(self._heartbeat / 4, 1.0)
+        last_beat = 0.0
         while not self._stop.wait(interval):
             statement, label = self._statement, self._file
             if not label or statement is None:
@@ -233,7 +234,11 @@ class MigrateProgress(MigrateObserver):
                 status = self._status
                 if status is not None:
                     status.update(f"{text} ({location()})")
-            elif now - self._statement_since >= self._heartbeat:
+            elif (
+                now - self._statement_since >= self._heartbeat
+                and now - last_beat >= self._heartbeat
+            ):
+                last_beat = now
                 ran = _seconds(now - self._statement_since)
                 self._err.line(
                     f"still running {label}: statement {number}/{total} at "
@@ -522,8 +527,10 @@ def render_log(report: LogReport, out: Output) -> None:
             str(row.version),
             row.name,
             row.outcome,
-            f"{row.login_role} ({row.application_name or '?'}"
-            f"{', ' + row.client_addr if row.client_addr else ''})",
+            _printable(
+                f"{row.login_role} ({row.application_name or '?'}"
+                f"{', ' + row.client_addr if row.client_addr else ''})"
+            ),
             _checksum_change(row.checksum_before, row.checksum_after),
         )
         for row in report.rows
@@ -533,6 +540,14 @@ def render_log(report: LogReport, out: Output) -> None:
         cells = [cell.ljust(width) for cell, width in zip(row, widths, strict=False)]
         out.line(("  ".join(cells) + "  " + row[6]).rstrip())
     out.line(f"{report.log_table}: {len(rows)} {_plural(len(rows), 'row')}")
+
+
+def _printable(text: str) -> str:
+    # application_name comes from the client: a newline in it must not print
+    # as a line of its own that looks like another log row.
+    if text.isprintable():
+        return text
+    return text.encode("unicode_escape").decode("ascii")
 
 
 def _checksum_change(before: str | None, after: str | None) -> str:

@@ -155,10 +155,11 @@ def _audit_log(
     conn: Connection, settings: Settings, observer: MigrateObserver
 ) -> str | None:
     """Make sure the audit log exists (upgrading layout 1); return its quoted
-    name, or None (said to the observer) when this role cannot create it."""
-    missing = ensure_audit_log(conn, settings.table)
-    if missing is not None:
-        observer.audit_log_missing(missing)
+    name, or None (said to the observer) when no row can be written to it."""
+    state = ensure_audit_log(conn, settings.table)
+    if state.warning is not None:
+        observer.audit_log_warning(state.warning)
+    if not state.writable:
         return None
     log = log_table(settings.table)
     return qualified_name(log.schema, log.name)
@@ -471,6 +472,11 @@ def rollback(
             checked = _reuse_checked(
                 plan, checked_before, load_down_source, _step_version
             )
+            # Every down file still as checked, before the first one runs: an
+            # edit while the question waited stops the run, not half of it.
+            for step, kept in zip(plan, checked, strict=True):
+                if kept is not None:
+                    still_unchanged(kept, step.down_path)
             if plan:
                 session.audit_log = _audit_log(conn, settings, observer)
             _revert_all(session, plan, checked, observer, done)

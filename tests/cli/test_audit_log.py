@@ -173,3 +173,39 @@ def test_log_command(run_cli, sql_dir, db):
         ("apply", 2),
     ]
     assert doc["rows"][0]["login_role"] == db.info.user
+
+
+def test_a_table_that_only_has_the_log_s_name_is_left_alone(run_cli, sql_dir, db):
+    db.execute(f"CREATE TABLE {LOG} (id serial, msg text)")
+    sql_dir.write({"001_a.sql": "SELECT 1;"})
+    result = run_cli("migrate")
+    assert result.exit_code == 0, result.output
+    assert "is not a schemactl audit log" in result.stderr
+    assert db.execute(f"SELECT count(*) FROM {LOG}").fetchone() == (0,)
+
+
+def test_disabled_guards_are_reported(run_cli, sql_dir, db):
+    sql_dir.write({"001_a.sql": "SELECT 1;"})
+    assert run_cli("migrate").exit_code == 0
+    db.execute(f"ALTER TABLE {LOG} DISABLE TRIGGER USER")
+    sql_dir.write({"002_b.sql": "SELECT 2;"})
+    result = run_cli("migrate")
+    assert result.exit_code == 0
+    assert "is no longer append-only" in result.stderr
+    assert len(log_rows(db)) == 2  # still written
+
+
+def test_two_history_tables_in_one_schema_have_their_own_logs(run_cli, sql_dir, db):
+    sql_dir.write({"001_a.sql": "SELECT 1;"})
+    for table in ("hist_a", "hist_b"):
+        assert run_cli("migrate", "--table", table).exit_code == 0
+    for table in ("hist_a", "hist_b"):
+        assert exists(db, f"{table}_log")
+        guards = db.execute(
+            "SELECT DISTINCT p.proname FROM pg_trigger t JOIN pg_proc p "
+            "ON p.oid = t.tgfoid WHERE t.tgrelid = %s::regclass",
+            (f"{table}_log",),
+        ).fetchall()
+        assert guards == [(f"{table}_log_append_only",)]
+    shown = json.loads(run_cli("log", "--table", "hist_b", "--json").stdout)
+    assert [r["history_table"] for r in shown["rows"]] == ['"public"."hist_b"']

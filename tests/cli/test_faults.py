@@ -593,7 +593,7 @@ def test_a_bookkeeping_error_is_not_blamed_on_the_last_statement(run_cli, sql_di
     assert result.exit_code == 1
     assert (
         "error: could not record 001_t.sql in the history table "
-        "public.schema_migrations: history is frozen"
+        "public.schema_migrations (or its audit log): history is frozen"
     ) in result.stderr
     assert "001_t.sql:1:1" not in result.stderr
     assert "  state: 001_t.sql was rolled back" in result.stderr

@@ -89,3 +89,46 @@ def test_a_file_migrate_refuses_is_an_error_whatever_the_rules(run_cli, sql_dir,
     result = run_cli("lint", "--squawk", mode)
     assert result.exit_code == 1
     assert "[invalid-file]" in result.stdout
+
+
+def test_a_failing_squawk_is_never_a_clean_file(
+    run_cli, sql_dir, tmp_path, monkeypatch
+):
+    sql_dir.write({"001_i.sql": LOCKING})
+    (tmp_path / ".squawk.toml").write_text("excluded_rules = [\n")  # broken
+    monkeypatch.chdir(tmp_path)
+    result = run_cli("lint", "--squawk", "on")
+    assert result.exit_code == 2
+    assert "squawk failed on" in result.output
+
+
+def test_a_path_that_is_no_migration_name_is_a_finding(run_cli, sql_dir, tmp_path):
+    other = tmp_path / "seed.SQL"
+    other.write_text("SELECT 1;\n")
+    result = run_cli("lint", "--squawk", "off", str(other))
+    assert result.exit_code == 1
+    assert "not a valid migration file name" in result.stdout
+
+
+def test_squawk_columns_count_characters_not_bytes(run_cli, sql_dir):
+    sql_dir.write(
+        {
+            "001_a.sql": "\ufeffCREATE INDEX i ON t (a);\n",
+            "002_b.sql": "SELECT 'héllo wörld 日本語'; CREATE INDEX j ON t (a);\n",
+        }
+    )
+    doc = json.loads(run_cli("lint", "--squawk", "on", "--format", "json").stdout)
+    found = {
+        (f["file"].rsplit("/", 1)[-1], f["line"], f["column"])
+        for f in doc["findings"]
+        if f["rule"] == "squawk:require-concurrent-index-creation"
+    }
+    assert found == {("001_a.sql", 1, 1), ("002_b.sql", 1, 27)}
+
+
+def test_a_file_with_copy_data_gets_schemactl_s_rules_under_squawk(run_cli, sql_dir):
+    sql_dir.write(
+        {"001_c.sql": "CREATE TABLE c (a bigint);\nCOPY c FROM stdin;\n1\n\\.\n"}
+    )
+    result = run_cli("lint", "--squawk", "on")
+    assert result.exit_code == 0, result.output

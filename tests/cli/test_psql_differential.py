@@ -982,6 +982,10 @@ def _excused(
     data that makes psql skip lines.
     """
     prefix = error.message.split(" at or near ")[0]
+    if prefix.startswith("the file has no statement"):
+        # A rule of schemactl's own (an empty migration would be recorded as
+        # done): right when psql sent nothing but empty queries.
+        return all(_EMPTY_QUERY_RE.fullmatch(q.text) for q in run.queries)
     # psql sent the rest of the file at its end, still inside that quote or
     # comment; the server rejected it (maybe first for something else).
     if (
@@ -1003,6 +1007,8 @@ def _excused(
 
 
 _WORD_START_RE = re.compile(r"[A-Za-z_\x80-\U0010ffff]")
+# A query with no statement: blanks, semicolons and comments (not nested).
+_EMPTY_QUERY_RE = re.compile(r"(?:\s|;|--[^\n]*|/\*(?:[^*]|\*(?!/))*\*/)*")
 
 
 def _skips_after_copy(run: PsqlRun) -> bool:

@@ -191,3 +191,32 @@ def test_psql_script_refuses_what_migrate_refuses(
         assert conn.execute("SELECT to_regclass('should_not_exist')").fetchone() == (
             None,
         )
+
+
+def test_psql_script_logs_as_migrate_does(
+    sql_dir, database_url, second_database, tmp_path
+):
+    # The file changes the session's name: the rows are still written as the
+    # login session's, by both, with the same duration in history and log.
+    sql_dir.write(
+        {
+            "001_a.sql": "SET application_name = 'spoofed';\nSELECT 1;\n",
+            "002_b.sql": "-- schemactl:no-transaction\nSET application_name = 'x';\n",
+        }
+    )
+    generated = CliRunner().invoke(cli, ["sql", "--dir", str(sql_dir.path)])
+    script = tmp_path / "migrate.sql"
+    script.write_text(generated.stdout)
+    assert run_psql(second_database, script).returncode == 0
+    with psycopg.connect(second_database) as by_psql:
+        rows = by_psql.execute(
+            "SELECT l.version, l.outcome, l.application_name, "
+            "l.execution_ms IS NOT DISTINCT FROM h.execution_ms "
+            "FROM schema_migrations_log l JOIN schema_migrations h USING (version) "
+            "ORDER BY l.id"
+        ).fetchall()
+    assert rows == [
+        (1, "ok", "psql", True),
+        (2, "started", "psql", False),  # written before the file ran
+        (2, "ok", "psql", True),
+    ]

@@ -58,3 +58,11 @@ def test_several_commands_of_one_alter_table_each_count():
         "column-type-rewrites-table",
         "set-not-null-scans-table",
     ]
+
+
+def test_a_table_is_matched_with_or_without_its_schema():
+    text = (
+        "CREATE TABLE public.t (a int);\nCREATE INDEX i ON t (a);\n"
+        "CREATE TABLE u AS SELECT 1 AS a;\nCREATE INDEX j ON u (a);\n"
+    )
+    assert rules(text) == []

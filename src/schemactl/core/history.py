@@ -64,11 +64,14 @@ LAYOUT_COMMENT: Final = (
     f"schemactl layout {LAYOUT_VERSION}: audit log of the history table"
 )
 LOG_SUFFIX: Final = "_log"
-APPEND_ONLY_FUNCTION: Final = "schemactl_log_append_only"
+# Each log has its own trigger function (NAME_log_append_only), created with it
+# and owned by its creator: no other log's owner can change what guards it.
+GUARD_SUFFIX: Final = "_append_only"
 
 LOG_TABLE_DDL: Final = """CREATE TABLE {log} (
     id bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
     at timestamptz NOT NULL DEFAULT clock_timestamp(),
+    history_table text NOT NULL,
     action text NOT NULL,
     version bigint NOT NULL,
     name text NOT NULL,
@@ -97,15 +100,25 @@ APPEND_ONLY_TRIGGERS: Final = (
 
 def log_table_name(history_table: str) -> str:
     """Return the audit log's name for a history table's: NAME_log, shortened
-    so that it fits PostgreSQL's 63 bytes."""
-    name = history_table
-    while len((name + LOG_SUFFIX).encode("utf-8")) > 63:
+    so that it fits PostgreSQL's 63 bytes (two long names may then share one
+    log: each row names its history table)."""
+    return _fitted(history_table, LOG_SUFFIX)
+
+
+def guard_function_name(history_table: str) -> str:
+    """Return the name of the log's append-only trigger function."""
+    return _fitted(log_table_name(history_table), GUARD_SUFFIX)
+
+
+def _fitted(name: str, suffix: str) -> str:
+    while len((name + suffix).encode("utf-8")) > 63:
         name = name[:-1]
-    return name + LOG_SUFFIX
+    return name + suffix
 
 
 def log_insert_sql(
     qualified_log: str,
+    qualified_history: str,
     action: str,
     migration: MigrationFile,
     *,
@@ -117,10 +130,12 @@ def log_insert_sql(
     """Return the INSERT of one audit log row as SQL text. before, after and
     execution_ms are SQL expressions; the other values are quoted here."""
     columns = (
-        "action, version, name, checksum_before, checksum_after, execution_ms, outcome"
+        "history_table, action, version, name, checksum_before, checksum_after, "
+        "execution_ms, outcome"
     )
     return (
-        f"INSERT INTO {qualified_log} ({columns}) VALUES ({quote_literal(action)}, "
+        f"INSERT INTO {qualified_log} ({columns}) VALUES "
+        f"({quote_literal(qualified_history)}, {quote_literal(action)}, "
         f"{int(migration.version)}, {quote_literal(migration.name)}, {before}, "
         f"{after}, {execution_ms}, {quote_literal(outcome)})"
     )

@@ -53,7 +53,10 @@ def lint_statements(text: str, statements: list[Statement], path: str) -> list[F
             continue
         kind = type(tree).__name__
         if kind == "CreateStmt":
-            created.add(_relation(tree))
+            created.add(tree.relation.relname)
+            continue
+        if kind == "CreateTableAsStmt":
+            created.add(tree.into.rel.relname)
             continue
         for rule, message, hint in _problems(tree, kind, created):
             line, column = position_to_line_column(text, statement.offset)
@@ -64,14 +67,16 @@ def lint_statements(text: str, statements: list[Statement], path: str) -> list[F
 def _problems(
     tree: Any, kind: str, created: set[str]
 ) -> Iterator[tuple[str, str, str | None]]:
-    if kind == "IndexStmt" and not tree.concurrent and _relation(tree) not in created:
+    # Tables are matched by name alone: public.t and t are the same table.
+    new_table = tree.relation.relname in created if hasattr(tree, "relation") else False
+    if kind == "IndexStmt" and not tree.concurrent and not new_table:
         yield (
             "index-blocks-writes",
             f"CREATE INDEX on {_relation(tree)} blocks writes to the table until "
             "the index is built",
             _CONCURRENT_HINT,
         )
-    if kind != "AlterTableStmt" or _relation(tree) in created:
+    if kind != "AlterTableStmt" or new_table:
         return
     table = _relation(tree)
     for command in tree.cmds or ():

@@ -63,6 +63,7 @@ class LogRow(NamedTuple):
 
     id: int
     at: datetime
+    history_table: str
     action: str
     version: int
     name: str

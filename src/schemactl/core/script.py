@@ -14,12 +14,12 @@ from __future__ import annotations
 from collections.abc import Iterable, Iterator, Sequence
 
 from schemactl.core.history import (
-    APPEND_ONLY_FUNCTION,
     APPEND_ONLY_FUNCTION_DDL,
     APPEND_ONLY_TRIGGERS,
     HISTORY_TABLE_DDL,
     LAYOUT_COMMENT,
     LOG_TABLE_DDL,
+    guard_function_name,
     history_insert_sql,
     log_insert_sql,
     log_table_name,
@@ -31,7 +31,11 @@ from schemactl.core.model import MigrationFile
 
 PENDING_VAR = "schemactl_pending"
 STARTED_VAR = "schemactl_started"
+ELAPSED_VAR = "schemactl_ms"
 LOG_VAR = "schemactl_log"
+# Before the bookkeeping, as schemactl migrate does: the row is written by the
+# login role, whatever role or application name the file set.
+_RESET_IDENTITY = "RESET SESSION AUTHORIZATION;\nRESET ROLE;\nRESET application_name;\n"
 
 
 def render_header(schema: str, table: str, *, version: str) -> str:
@@ -59,7 +63,7 @@ def render_audit_log(schema: str, table: str) -> str:
     may create it (as schemactl does), then whether rows can be written to it
     (the psql variable LOG_VAR)."""
     log = qualified_name(schema, log_table_name(table))
-    function = qualified_name(schema, APPEND_ONLY_FUNCTION)
+    function = qualified_name(schema, guard_function_name(table))
     names = {"log": log, "function": function}
     triggers = "".join(f"{t.format(**names)};\n" for t in APPEND_ONLY_TRIGGERS)
     return (
@@ -68,11 +72,7 @@ def render_audit_log(schema: str, table: str) -> str:
         "AS schemactl_create_log \\gset\n"
         "\\if :schemactl_create_log\n"
         "BEGIN;\n"
-        f"SELECT to_regprocedure({quote_literal(function + '()')}) IS NULL "
-        "AS schemactl_create_function \\gset\n"
-        "\\if :schemactl_create_function\n"
         f"{APPEND_ONLY_FUNCTION_DDL.format(**names)};\n"
-        "\\endif\n"
         f"{LOG_TABLE_DDL.format(**names)};\n"
         f"{triggers}"
         f"COMMENT ON TABLE {log} IS {quote_literal(LAYOUT_COMMENT)};\n"
@@ -81,14 +81,23 @@ def render_audit_log(schema: str, table: str) -> str:
         f"SELECT CASE WHEN to_regclass({quote_literal(log)}) IS NULL THEN false "
         f"ELSE has_table_privilege({quote_literal(log)}, 'INSERT') END "
         f"AS {LOG_VAR} \\gset\n"
+        f"\\if :{LOG_VAR}\n\\else\n"
+        f"\\echo 'schemactl: warning: no audit log row can be written to {log}'\n"
+        "\\endif\n"
     )
 
 
 def _log_row(
-    log: str, action: str, migration: MigrationFile, execution_ms: str, outcome: str
+    log: str,
+    history: str,
+    action: str,
+    migration: MigrationFile,
+    execution_ms: str,
+    outcome: str,
 ) -> str:
     insert = log_insert_sql(
         log,
+        history,
         action,
         migration,
         after=quote_literal(migration.checksum),
@@ -179,6 +188,9 @@ def render_migration(
     )
     body = _terminated(text)
     started = f"SELECT clock_timestamp() AS {STARTED_VAR} \\gset\n"
+    # Measured once, so that the history row and the log row agree.
+    elapsed = f"SELECT {_elapsed_ms_sql()} AS {ELAPSED_VAR} \\gset\n"
+    ms = f":{ELAPSED_VAR}"
     if migration.no_transaction:
         return (
             guard
@@ -186,13 +198,15 @@ def render_migration(
             + "BEGIN;\n"
             + history_insert_sql(table, migration, "0", success=False)
             + ";\n"
-            + _log_row(log, "apply", migration, "NULL", "started")
+            + _log_row(log, table, "apply", migration, "NULL", "started")
             + "COMMIT;\n"
             + body
+            + elapsed
             + "BEGIN;\n"
-            + f"UPDATE {table} SET success = true, execution_ms = {_elapsed_ms_sql()} "
+            + _RESET_IDENTITY
+            + f"UPDATE {table} SET success = true, execution_ms = {ms} "
             f"WHERE version = {migration.version};\n"
-            + _log_row(log, "apply", migration, _elapsed_ms_sql(), "ok")
+            + _log_row(log, table, "apply", migration, ms, "ok")
             + "COMMIT;\nRESET ALL;\n\\endif\n"
         )
     return (
@@ -200,9 +214,11 @@ def render_migration(
         + "BEGIN;\n"
         + started
         + body
-        + history_insert_sql(table, migration, _elapsed_ms_sql(), success=True)
+        + elapsed
+        + _RESET_IDENTITY
+        + history_insert_sql(table, migration, ms, success=True)
         + ";\n"
-        + _log_row(log, "apply", migration, _elapsed_ms_sql(), "ok")
+        + _log_row(log, table, "apply", migration, ms, "ok")
         + "COMMIT;\nRESET ALL;\n\\endif\n"
     )
 

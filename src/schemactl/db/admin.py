@@ -3,12 +3,9 @@ target database (from the server's maintenance database, `postgres`)."""
 
 from __future__ import annotations
 
-import getpass
-import os
-
 import psycopg
 from psycopg import pq, sql
-from psycopg.conninfo import conninfo_to_dict, make_conninfo
+from psycopg.conninfo import make_conninfo
 
 from schemactl.config import Settings
 from schemactl.db.connection import (
@@ -33,10 +30,15 @@ def server_accepts_connections(settings: Settings) -> bool:
     Raises:
         UsageError: when the connection string cannot be read.
     """
-    conninfo = make_conninfo(
-        settings.database_url or "",
-        connect_timeout=max(2, round(settings.connect_timeout)),
-    )
+    try:
+        conninfo = make_conninfo(
+            settings.database_url or "",
+            connect_timeout=max(2, round(settings.connect_timeout)),
+        )
+    except psycopg.Error:
+        raise UsageError(
+            f"cannot read the connection string {describe_target(settings)}"
+        ) from None
     answer = pq.PGconn.ping(conninfo.encode())
     if answer == pq.Ping.NO_ATTEMPT:
         raise UsageError(
@@ -46,23 +48,28 @@ def server_accepts_connections(settings: Settings) -> bool:
 
 
 def target_database(settings: Settings) -> str:
-    """Return the name of the database the settings connect to, as libpq picks
-    it: dbname, else PGDATABASE, else the user name.
+    """Return the name of the database the settings connect to, as libpq
+    itself resolves it (dbname, a service file, PGDATABASE, the user name).
 
     Raises:
-        UsageError: when only a service file could tell (name it with dbname=).
+        UsageError: when libpq cannot read the connection string.
     """
-    given = conninfo_to_dict(settings.database_url or "")
-    if given.get("dbname"):
-        return str(given["dbname"])
-    if os.environ.get("PGDATABASE"):
-        return os.environ["PGDATABASE"]
-    if given.get("service") or os.environ.get("PGSERVICE"):
+    conninfo = settings.database_url or ""
+    # Starting a connection makes libpq resolve every option (the service
+    # file included); it is closed at once.
+    pgconn = pq.PGconn.connect_start(conninfo.encode())
+    try:
+        name = pgconn.db.decode()
+        reason = "" if name else pgconn.error_message.decode(errors="replace")
+    finally:
+        pgconn.finish()
+    if not name:
+        detail = redact(reason.strip(), connection_secrets(settings), conninfo=conninfo)
         raise UsageError(
-            "the database is named in a service file: add dbname=NAME to the "
-            "connection string for create-db and drop-db"
+            f"cannot read the connection string {describe_target(settings)}"
+            + (f": {detail}" if detail else "")
         )
-    return str(given.get("user") or os.environ.get("PGUSER") or getpass.getuser())
+    return name
 
 
 def create_database(settings: Settings, name: str) -> bool:
@@ -108,21 +115,32 @@ def drop_database(settings: Settings, name: str) -> bool:
 
 def _maintenance(settings: Settings) -> Connection:
     """Connect to the maintenance database of the target's server."""
-    url = make_conninfo(settings.database_url or "", dbname=MAINTENANCE_DATABASE)
+    try:
+        url = make_conninfo(settings.database_url or "", dbname=MAINTENANCE_DATABASE)
+    except psycopg.Error:
+        raise UsageError(
+            f"cannot read the connection string {describe_target(settings)}"
+        ) from None
     maintenance = Settings(
         database_url=url,
         connect_timeout=settings.connect_timeout,
         table_lock_timeout=settings.table_lock_timeout,
         statement_timeout=settings.statement_timeout,
-        secrets=settings.secrets,
+        # The original string's secrets: libpq may read the rewritten one
+        # differently (a password with an unencoded '@').
+        secrets=connection_secrets(settings),
     )
     try:
         return connect(maintenance)
     except ConnectError as exc:
-        raise ConnectError(
+        message = (
             f"{exc.message} (create-db and drop-db connect to the "
-            f"{MAINTENANCE_DATABASE!r} database of the target's server)",
-            hint=exc.hint,
+            f"{MAINTENANCE_DATABASE!r} database of the target's server)"
+        )
+        # The rewritten string may show what libpq took from the original's
+        # password: the original's secrets are removed again.
+        raise ConnectError(
+            redact(message, connection_secrets(settings)), hint=exc.hint
         ) from None
 
 

@@ -3,18 +3,21 @@ forever, record baselines and repairs, and flush this run's commits."""
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 import psycopg
 from psycopg import sql
 
 from schemactl.config import Settings, TableName
 from schemactl.core.history import (
-    APPEND_ONLY_FUNCTION,
     APPEND_ONLY_FUNCTION_DDL,
     APPEND_ONLY_TRIGGERS,
     HISTORY_TABLE_DDL,
     LAYOUT_COMMENT,
     LOG_TABLE_DDL,
+    guard_function_name,
     log_table_name,
+    qualified_name,
 )
 from schemactl.core.model import (
     Blocker,
@@ -190,11 +193,19 @@ def _log(
 ) -> None:
     conn.execute(
         sql.SQL(
-            "INSERT INTO {} (action, version, name, checksum_before, "
-            "checksum_after, execution_ms, outcome) "
-            "VALUES (%s, %s, %s, %s, %s, %s, 'ok')"
+            "INSERT INTO {} (history_table, action, version, name, "
+            "checksum_before, checksum_after, execution_ms, outcome) "
+            "VALUES (%s, %s, %s, %s, %s, %s, %s, 'ok')"
         ).format(table_sql(log_table(table))),
-        (action, version, name, before, after, execution_ms),
+        (
+            qualified_name(table.schema, table.name),
+            action,
+            version,
+            name,
+            before,
+            after,
+            execution_ms,
+        ),
     )
 
 
@@ -255,46 +266,50 @@ def audit_log_exists(conn: Connection, table: TableName) -> bool:
     return history_table_exists(conn, log_table(table))
 
 
-def ensure_audit_log(conn: Connection, table: TableName) -> str | None:
-    """Create the audit log unless it exists (the upgrade from layout 1, which
-    had the history table only); return None, with nothing created, when this
-    role may not create tables in the schema.
+@dataclass(frozen=True, slots=True)
+class AuditLogState:
+    """Whether rows can be written to the audit log, and what to say about it."""
 
-    Returns the reason there is no log, or None when there is one.
+    writable: bool
+    warning: str | None = None
+
+
+def ensure_audit_log(conn: Connection, table: TableName) -> AuditLogState:
+    """Make sure the history table's audit log exists and can be written:
+    create it when missing (the upgrade from layout 1, which had the history
+    table only), check it when present.
+
+    A role without the rights keeps working without a log (the least-privilege
+    promise); the warning says so.
+
+    Raises:
+        ConnectionLost: when the connection ends meanwhile.
     """
     log = log_table(table)
-    if history_table_exists(conn, log):
-        may_write = conn.execute(
-            "SELECT has_table_privilege(%s, 'INSERT')",
-            (table_sql(log).as_string(conn),),
-        ).fetchone()
-        if may_write and may_write[0]:
-            return None
-        # A deploy role granted the history table only: it keeps working (the
-        # least-privilege promise), and says what it does not record.
-        return (
-            f"this role may not write the audit log {log}: this run is not "
-            f"logged; grant it INSERT, SELECT on {log}"
-        )
-    function = sql.Identifier(table.schema, APPEND_ONLY_FUNCTION)
-    names = {"log": table_sql(log), "function": function}
-    with phase(conn, "creating the audit log", state="nothing was applied"):
+    with phase(conn, "checking the audit log", state="nothing was applied"):
+        if history_table_exists(conn, log):
+            return _check_audit_log(conn, log)
         may_create = conn.execute(
             "SELECT has_schema_privilege(%s, 'CREATE')", (table.schema,)
         ).fetchone()
         if not (may_create and may_create[0]):
-            return (
+            return AuditLogState(
+                False,
                 f"this role may not create tables in schema {table.schema}: no "
                 f"audit log ({log}) is kept; an owner of the schema can create "
-                "it by running any migrate, rollback, repair or baseline once"
+                "it by running any migrate, rollback, repair or baseline once",
             )
+        return _create_audit_log(conn, table, log)
+
+
+def _create_audit_log(
+    conn: Connection, table: TableName, log: TableName
+) -> AuditLogState:
+    function = sql.Identifier(table.schema, guard_function_name(table.name))
+    names = {"log": table_sql(log), "function": function}
+    try:
         with conn.transaction():
-            exists = conn.execute(
-                "SELECT to_regprocedure(%s) IS NOT NULL",
-                (f"{function.as_string(conn)}()",),
-            ).fetchone()
-            if not (exists and exists[0]):
-                conn.execute(sql.SQL(APPEND_ONLY_FUNCTION_DDL).format(**names))
+            conn.execute(sql.SQL(APPEND_ONLY_FUNCTION_DDL).format(**names))
             conn.execute(sql.SQL(LOG_TABLE_DDL).format(**names))
             for trigger in APPEND_ONLY_TRIGGERS:
                 conn.execute(sql.SQL(trigger).format(**names))
@@ -303,21 +318,68 @@ def ensure_audit_log(conn: Connection, table: TableName) -> str | None:
                     names["log"], sql.Literal(LAYOUT_COMMENT)
                 )
             )
-    return None
+    except psycopg.Error as exc:
+        if is_connection_lost(exc, conn):
+            raise
+        return AuditLogState(
+            False,
+            f"the audit log {log} could not be created ({reason_of(exc)}): "
+            "none is kept",
+        )
+    return AuditLogState(True)
+
+
+_LOG_CHECK = """
+SELECT obj_description(%(log)s::regclass, 'pg_class'),
+       has_table_privilege(%(log)s, 'INSERT'),
+       (SELECT count(*) FROM pg_trigger
+        WHERE tgrelid = %(log)s::regclass AND tgname LIKE 'schemactl_%%'
+          AND tgenabled <> 'D')
+"""
+
+
+def _check_audit_log(conn: Connection, log: TableName) -> AuditLogState:
+    qualified = table_sql(log).as_string(conn)
+    row = conn.execute(_LOG_CHECK, {"log": qualified}).fetchone()
+    comment, may_write, guards = row if row else (None, False, 0)
+    if not str(comment or "").startswith("schemactl layout "):
+        return AuditLogState(
+            False,
+            f"{log} exists but is not a schemactl audit log (no layout comment): "
+            "no audit log is kept; rename that table, or use another --table",
+        )
+    if not may_write:
+        # A deploy role granted the history table only: it keeps working (the
+        # least-privilege promise), and says what it does not record.
+        return AuditLogState(
+            False,
+            f"this role may not write the audit log {log}: this run is not "
+            f"logged; grant it INSERT, SELECT on {log}",
+        )
+    if guards < len(APPEND_ONLY_TRIGGERS):
+        return AuditLogState(
+            True,
+            f"the audit log {log} is no longer append-only: its schemactl "
+            "triggers were disabled or dropped",
+        )
+    return AuditLogState(True)
 
 
 def read_log(conn: Connection, table: TableName, limit: int | None) -> list[LogRow]:
-    """Return the newest `limit` audit log rows (all: None), oldest first; no
-    rows when there is no log."""
+    """Return the newest `limit` audit log rows of this history table (all:
+    None), oldest first; no rows when there is no log."""
     if not audit_log_exists(conn, table):
         return []
     query = sql.SQL(
-        "SELECT * FROM (SELECT id, at, action, version, name, checksum_before, "
+        "SELECT * FROM (SELECT id, at, history_table, action, version, name, "
+        "checksum_before, "
         "checksum_after, execution_ms, outcome, login_role, application_name, "
-        "host(client_addr) FROM {} ORDER BY id DESC {}) AS newest ORDER BY id"
+        "host(client_addr) FROM {} WHERE history_table = %s ORDER BY id DESC {}) "
+        "AS newest ORDER BY id"
     ).format(
         table_sql(log_table(table)),
         sql.SQL("LIMIT {}").format(sql.Literal(limit)) if limit else sql.SQL(""),
     )
+    history = qualified_name(table.schema, table.name)
     with phase(conn, "reading the audit log", state="nothing was changed"):
-        return list(map(LogRow._make, conn.execute(query).fetchall()))
+        return list(map(LogRow._make, conn.execute(query, (history,)).fetchall()))

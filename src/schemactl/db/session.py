@@ -335,6 +335,7 @@ class MigrationSession:
             return None
         return log_insert_sql(
             self.audit_log,
+            qualified_name(self.table.schema, self.table.name),
             action,
             migration,
             before=before,
@@ -520,8 +521,8 @@ class MigrationSession:
                 state=state,
             )
         return SchemactlError(
-            f"could not record {name} in the history table {self.table}: "
-            f"{reason_of(exc)}",
+            f"could not record {name} in the history table {self.table} (or its "
+            f"audit log): {reason_of(exc)}",
             state=state,
         )
 
