@@ -425,7 +425,7 @@ def bookkeeping_floor(server: Server, statement: str, blocks: int = 12) -> list[
     with connect(settings) as conn, migration_lock(settings, conn) as lock:
         conn.autocommit = True
         ensure_history_table(conn, settings.table)
-        assert ensure_audit_log(conn, settings.table) is None
+        assert ensure_audit_log(conn, settings.table).writable
         table = qualified_name(settings.table.schema, settings.table.name)
         log = qualified_name(settings.table.schema, log_table_name(settings.table.name))
         guard = lock.guard_sql()
