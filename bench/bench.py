@@ -76,6 +76,16 @@ class Server:
             )
             conn.execute(sql.SQL("CREATE DATABASE {}").format(name))
 
+    def drop_all_of_this_run(self) -> None:
+        """Drop every database this run made (also after a crash part-way)."""
+        with psycopg.connect(self.url("postgres"), autocommit=True) as conn:
+            rows = conn.execute(
+                "SELECT datname FROM pg_database WHERE starts_with(datname, %s)",
+                (DB_PREFIX,),
+            ).fetchall()
+        for (name,) in rows:
+            self.drop(name)
+
     def drop(self, dbname: str) -> None:
         with psycopg.connect(self.url("postgres"), autocommit=True) as conn:
             conn.execute(
@@ -583,6 +593,16 @@ def main() -> None:
         f"{os.environ.get('PYTHONDONTWRITEBYTECODE', '(unset)')}.",
         "",
     ]
+    try:
+        out += run_all(server, args)
+    finally:
+        server.drop_all_of_this_run()
+    print("\n".join(out))
+
+
+def run_all(server: Server, args: argparse.Namespace) -> list[str]:
+    """Run every workload; return the report's lines."""
+    out: list[str] = []
     with tempfile.TemporaryDirectory(prefix="schemactl-bench-") as tmp:
         root = Path(tmp)
         # Every tool runs from here: no configuration file of this checkout
@@ -645,7 +665,7 @@ def main() -> None:
         )
         out.append(f"Load average at the end: {load_average()}.")
         os.chdir(ROOT)
-    print("\n".join(out))
+    return out
 
 
 if __name__ == "__main__":

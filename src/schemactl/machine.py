@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import json
 import os
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -210,25 +210,27 @@ def finding_annotation(finding: Finding) -> str:
 
 def drift_annotations(entries: Iterable[StatusEntry], level: str) -> list[str]:
     """Return one annotation per version in drift, on its file when it has one."""
-    return [
-        annotation(
-            level,
-            f"version {entry.version} ({entry.name}): {entry.state.value}",
-            title="drift",
-            file=entry.file.location if entry.file else None,
-            line=1 if entry.file else None,
-        )
-        for entry in entries
-    ]
+    return _entry_annotations(entries, level, "drift", lambda e: f": {e.state.value}")
 
 
 def pending_annotations(entries: Iterable[StatusEntry], level: str) -> list[str]:
     """Return one annotation per pending version, on its file."""
+    return _entry_annotations(
+        entries, level, "pending migration", lambda e: " is pending"
+    )
+
+
+def _entry_annotations(
+    entries: Iterable[StatusEntry],
+    level: str,
+    title: str,
+    says: Callable[[StatusEntry], str],
+) -> list[str]:
     return [
         annotation(
             level,
-            f"version {entry.version} ({entry.name}) is pending",
-            title="pending migration",
+            f"version {entry.version} ({entry.name}){says(entry)}",
+            title=title,
             file=entry.file.location if entry.file else None,
             line=1 if entry.file else None,
         )

@@ -89,13 +89,7 @@ def plan_new_files(
             # Twice in one second, or a clock behind the newest file: the next
             # number still sorts after it.
             version = newest.version + 1
-        stem = f"{version}_{name}"
-        return NewFiles(
-            version=version,
-            name=name,
-            up_name=f"{stem}.sql",
-            down_name=f"{stem}.down.sql" if with_down else None,
-        )
+        return _named(version, name, f"{version}_{name}", with_down=with_down)
     version = newest.version + 1 if newest else 1
     if version > MAX_VERSION:
         raise UsageError(
@@ -105,7 +99,10 @@ def plan_new_files(
     width = MIN_VERSION_WIDTH
     if newest is not None:
         width = max(width, len(newest.file_name.split("_", 1)[0]))
-    stem = f"{version:0{width}d}_{name}"
+    return _named(version, name, f"{version:0{width}d}_{name}", with_down=with_down)
+
+
+def _named(version: int, name: str, stem: str, *, with_down: bool) -> NewFiles:
     return NewFiles(
         version=version,
         name=name,
