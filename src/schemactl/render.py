@@ -113,6 +113,7 @@ class MigrateProgress(MigrateObserver):
         self._status: Status | None = None
         self._last_holder_pid: int | None = -1
         self._file = ""
+        self._file_place = ""
         self._statement: tuple[int, int, Callable[[], str]] | None = None
         self._statement_since = 0.0
         self._file_since = 0.0
@@ -194,16 +195,17 @@ class MigrateProgress(MigrateObserver):
 
     def _file_started(self, label: str, doing: str, index: int, total: int) -> None:
         self._file = label
+        self._file_place = f"{doing} ({index}/{total})"
         self._statement = None
         self._file_since = self._statement_since = time.monotonic()
         if self._quiet:
             return
-        message = f"{doing} ({index}/{total})"
         if self._err.is_terminal:
-            self._show_spinner(message)
+            self._show_spinner(self._file_place)
         else:
-            self._err.line(message)
-        if self._ticker is None and self._heartbeat > 0:
+            self._err.line(self._file_place)
+        # A terminal's spinner is kept up to date whatever --heartbeat says.
+        if self._ticker is None and (self._heartbeat > 0 or self._err.is_terminal):
             self._ticker = threading.Thread(
                 target=self._tick, name="schemactl-progress", daemon=True
             )
@@ -220,7 +222,7 @@ class MigrateProgress(MigrateObserver):
         spinner's text on a terminal."""
         # Ticks finer than the heartbeat, so that the first line comes when a
         # statement has run `heartbeat` seconds, not up to twice that.
-        interval = min(self._heartbeat / 4, 1.0)
+        interval = min(self._heartbeat / 4, 1.0) if self._heartbeat > 0 else 1.0
         last_beat = 0.0
         while not self._stop.wait(interval):
             statement, label = self._statement, self._file
@@ -229,13 +231,16 @@ class MigrateProgress(MigrateObserver):
             number, total, location = statement
             now = time.monotonic()
             elapsed = _seconds(now - self._file_since)
-            text = f"{label}: statement {number}/{total}, {elapsed}"
             if self._err.is_terminal:
                 status = self._status
                 if status is not None:
-                    status.update(f"{text} ({location()})")
+                    status.update(
+                        f"{self._file_place}: statement {number}/{total}, "
+                        f"{elapsed} ({location()})"
+                    )
             elif (
-                now - self._statement_since >= self._heartbeat
+                self._heartbeat > 0
+                and now - self._statement_since >= self._heartbeat
                 and now - last_beat >= self._heartbeat
             ):
                 last_beat = now

@@ -5,7 +5,8 @@ from __future__ import annotations
 
 import re
 
-from tests.conftest import run_subprocess
+from tests.cli.test_authoring import Terminal
+from tests.conftest import run_subprocess, runner_env
 
 
 def test_piped_progress_names_each_file_and_a_long_statement(database_url, sql_dir):
@@ -62,3 +63,16 @@ def test_quiet_still_shows_problems(database_url, sql_dir):
     )
     assert result.returncode == 0
     assert "WARNING: careful" in result.stderr
+
+
+def test_the_terminal_spinner_shows_file_statement_and_time(database_url, sql_dir):
+    # --heartbeat 0 turns off the piped heartbeat lines, not the spinner's text.
+    sql_dir.write({"001_slow.sql": "SELECT 1;\nSELECT pg_sleep(2);\nSELECT 3;\n"})
+    terminal = Terminal(
+        "migrate", "--heartbeat", "0", env=runner_env(database_url, sql_dir)
+    )
+    shown = terminal.wait_for("statement 2/3")
+    code, out = terminal.finish()
+    assert code == 0
+    assert "applying 001_slow.sql (1/1): statement 2/3, " in shown
+    assert out.startswith("applied 001_slow.sql (")
