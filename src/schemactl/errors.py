@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Self
 
 if TYPE_CHECKING:
     from schemactl.core.model import StatusEntry
@@ -27,6 +27,9 @@ class SchemactlError(Exception):
     """
 
     exit_code: int = EXIT_FAILED
+    # FILE, LINE, COLUMN of the statement the error happened at, when there
+    # was one (for --format json and github; the message names it too).
+    where: tuple[str, int, int] | None = None
 
     def __init__(
         self, message: str, *, hint: str | None = None, state: str | None = None
@@ -35,6 +38,11 @@ class SchemactlError(Exception):
         self.message = message
         self.hint = hint
         self.state = state
+
+    def at(self, where: tuple[str, int, int] | None) -> Self:
+        """Return this error with the statement it happened at."""
+        self.where = where
+        return self
 
 
 class UsageError(SchemactlError):

@@ -99,6 +99,8 @@ def error_json(error: SchemactlError) -> dict[str, Any]:
         )
     elif isinstance(error, DriftError):
         found["drift"] = [entry_json(entry) for entry in error.drift]
+    elif error.where is not None:
+        found.update(zip(("file", "line", "column"), error.where, strict=True))
     return found
 
 
@@ -190,6 +192,9 @@ def error_annotations(error: SchemactlError) -> list[str]:
             annotation("error", error.message, title="drift"),
             *drift_annotations(error.drift, "error"),
         ]
+    if error.where is not None:
+        file, line, column = error.where
+        return [annotation("error", error.message, file=file, line=line, col=column)]
     return [annotation("error", error.message)]
 
 

@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 from typing import Any
 
+import psycopg
 import pytest
 
 from schemactl.cli import cli
@@ -206,3 +207,27 @@ def test_the_format_variable_is_read_in_any_case(run_cli, sql_dir):
     sql_dir.write({"001_a.sql": "SELECT 1;"})
     result = run_cli("status", env={"SCHEMACTL_FORMAT": "JSON"})
     assert document(result)["command"] == "status"
+
+
+def test_a_table_lock_timeout_is_located_in_json_and_github(
+    run_cli, sql_dir, db, database_url, monkeypatch
+):
+    monkeypatch.setenv("GITHUB_WORKSPACE", str(sql_dir.path.parent))
+    db.execute("CREATE TABLE t (a int)")
+    sql_dir.write({"001_a.sql": "SELECT 1;\nALTER TABLE t ADD COLUMN b int;\n"})
+    with psycopg.connect(database_url) as blocker:
+        blocker.execute("LOCK TABLE t IN ACCESS EXCLUSIVE MODE")  # held: no commit
+        waits = ("--table-lock-timeout", "0.2", "--table-lock-retries", "0")
+        doc = document(run_cli("migrate", *waits, "--format", "json"))
+        github = run_cli("migrate", *waits, "--format", "github")
+    error = doc["error"]
+    assert (error["type"], error["exit_code"]) == ("TableLockTimeout", 3)
+    assert (error["file"], error["line"], error["column"]) == (
+        str(sql_dir.path / "001_a.sql"),
+        2,
+        1,
+    )
+    assert any(
+        line.startswith("::error file=sql/001_a.sql,line=2,col=1::")
+        for line in github.stdout.splitlines()
+    )

@@ -155,6 +155,13 @@ class FileProgress:
         self.statement = statement
         self.batch_end = batch_end
 
+    def place(self) -> tuple[str, int, int] | None:
+        """Return (FILE, LINE, COLUMN) of the current statement, if any."""
+        if self.source is None or self.statement is None:
+            return None
+        line, column = position_to_line_column(self.source.text, self.statement.offset)
+        return (str(self.path), line, column)
+
     def location(self) -> str:
         """Return FILE:LINE:COLUMN of the current statement (computed on demand:
         counting lines up to every statement would make big files quadratic)."""
@@ -181,10 +188,16 @@ class _FailedInBatch(Exception):
 class _LockWaitTimedOut(Exception):
     """One attempt gave up on a table lock; the caller retries or gives up."""
 
-    def __init__(self, location: str, blockers: tuple[Blocker, ...]) -> None:
+    def __init__(
+        self,
+        location: str,
+        blockers: tuple[Blocker, ...],
+        place: tuple[str, int, int] | None,
+    ) -> None:
         super().__init__(location)
         self.location = location
         self.blockers = blockers
+        self.place = place
 
 
 @dataclass
@@ -600,10 +613,12 @@ class MigrationSession:
             raise ConnectionLost(
                 f"connection lost while running {location}: {reason_of(exc)}",
                 state=state,
-            ) from None
+            ).at(progress.place()) from None
         if exc.sqlstate == LOCK_NOT_AVAILABLE:
             assert self._watch is not None
-            raise _LockWaitTimedOut(location, self._watch.blockers) from exc
+            raise _LockWaitTimedOut(
+                location, self._watch.blockers, progress.place()
+            ) from exc
         position = exc.diag.statement_position
         part = message.part_at(int(position) - 1) if position else None
         if part is None and len(message.parts) == 1:
@@ -672,7 +687,7 @@ class MigrationSession:
             hint="end the blocking session, or raise --table-lock-timeout / "
             "--table-lock-retries",
             state=state,
-        )
+        ).at(wait.place)
 
     # -- no-transaction files --
 
@@ -752,7 +767,7 @@ class MigrationSession:
                 return
             if exc.sqlstate == LOCK_NOT_AVAILABLE:
                 raise _LockWaitTimedOut(
-                    progress.location(), self._watch.blockers
+                    progress.location(), self._watch.blockers, progress.place()
                 ) from exc
             with phase(
                 self.conn,
