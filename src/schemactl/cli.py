@@ -743,6 +743,8 @@ def log_command(
     from schemactl import reports  # imported when run: see module docstring
 
     begin_document(ctx, "log")
+    if everything and ctx.get_parameter_source("limit") is ParameterSource.COMMANDLINE:
+        raise UsageError("use --limit or --all, not both")
     report = reports.log(
         build_settings(ctx, **local), limit=None if everything else limit
     )

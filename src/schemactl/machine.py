@@ -134,6 +134,7 @@ def repair_plan_json(plan: RepairPlan) -> dict[str, Any]:
         "realign": [entry_json(e) for e in plan.realign],
         "delete_failed": [entry_json(e) for e in plan.delete_failed],
         "left_missing": [entry_json(e) for e in plan.left_missing],
+        "left_renamed": [entry_json(e) for e in plan.left_renamed],
     }
 
 

@@ -78,6 +78,6 @@ def _refuse_inline_copy(migration: MigrationFile, source: ParsedSource) -> None:
                 migration.path,
                 "COPY ... FROM stdin data cannot go into the psql script: psql "
                 "reads inline data even where the script skips an applied file",
-                hint=f"apply this file with `schemactl migrate` or "
-                f"`psql -v ON_ERROR_STOP=1 -f {migration.path}`",
+                hint="apply this file with `schemactl migrate` (it records it in "
+                "the history; `psql -f` on the file alone would not)",
             )

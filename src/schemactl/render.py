@@ -446,6 +446,11 @@ def _describe_entry(entry: StatusEntry) -> str:
 def _explain_state(entry: StatusEntry) -> str:
     state = entry.state
     if state is State.CHECKSUM_MISMATCH and entry.file and entry.row:
+        if entry.file.name != entry.row.name:
+            return (
+                f" (applied as {entry.row.name}: another migration now has this "
+                "version; renumber it)"
+            )
         return (
             f" (applied {entry.row.checksum[:12]}, file now {entry.file.checksum[:12]})"
         )
@@ -544,7 +549,10 @@ def render_log(report: LogReport, out: Output) -> None:
     for row in [LOG_COLUMNS, *rows]:
         cells = [cell.ljust(width) for cell, width in zip(row, widths, strict=False)]
         out.line(("  ".join(cells) + "  " + row[6]).rstrip())
-    out.line(f"{report.log_table}: {len(rows)} {_plural(len(rows), 'row')}")
+    shown = f"{len(rows)} {_plural(len(rows), 'row')}"
+    if report.limit is not None and len(rows) == report.limit:
+        shown += f", the newest (--limit {report.limit}; --all for every row)"
+    out.line(f"{report.log_table}: {shown}")
 
 
 def _printable(text: str) -> str:
@@ -623,6 +631,14 @@ def describe_repair_plan(plan: RepairPlan) -> list[str]:
         lines.append(
             f"delete the failed row of version {entry.version} ({entry.name}); "
             "migrate will run the file again"
+        )
+    for entry in plan.left_renamed:
+        assert entry.file is not None
+        assert entry.row is not None
+        lines.append(
+            f"leave version {entry.version} as is: it was applied as "
+            f"{entry.row.name}, and {entry.file.location} is another migration; "
+            "renumber that file"
         )
     for entry in plan.left_missing:
         lines.append(

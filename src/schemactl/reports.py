@@ -110,6 +110,7 @@ class LogReport:
     log_table: str
     exists: bool
     rows: list[LogRow]
+    limit: int | None = None
 
 
 def log(settings: Settings, *, limit: int | None = None) -> LogReport:
@@ -121,4 +122,6 @@ def log(settings: Settings, *, limit: int | None = None) -> LogReport:
     with connect(settings) as conn:
         exists = audit_log_exists(conn, settings.table)
         rows = read_log(conn, settings.table, limit) if exists else []
-    return LogReport(str(settings.table), str(log_table(settings.table)), exists, rows)
+    return LogReport(
+        str(settings.table), str(log_table(settings.table)), exists, rows, limit
+    )

@@ -166,7 +166,11 @@ def test_log_command(run_cli, sql_dir, db):
         "checksum",
     ]
     assert lines[1].split()[2:6] == ["apply", "2", "b", "ok"]
-    assert lines[-1] == f"public.{LOG}: 1 row"
+    assert lines[-1] == (
+        f"public.{LOG}: 1 row, the newest (--limit 1; --all for every row)"
+    )
+    both = run_cli("log", "--limit", "3", "--all")
+    assert both.exit_code == 2
     doc = json.loads(run_cli("log", "--json").stdout)
     assert [(r["action"], r["version"]) for r in doc["rows"]] == [
         ("apply", 1),

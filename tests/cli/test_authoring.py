@@ -25,7 +25,7 @@ def test_an_empty_migration_is_refused_before_anything_runs(run_cli, sql_dir, db
     sql_dir.write({"001_a.sql": "CREATE TABLE a (id int);", "002_x.sql": text})
     result = run_cli("migrate")
     assert result.exit_code == 2
-    assert "002_x.sql: error: the file has no statement" in result.output
+    assert "002_x.sql:1:1: error: the file has no statement" in result.output
     assert "-- schemactl:allow-empty" in result.output
     # Checked before the first file ran: nothing applied, no history table.
     assert db.execute("SELECT to_regclass('a')").fetchone() == (None,)
@@ -42,7 +42,7 @@ def test_new_then_migrate_does_not_record_the_untouched_template(run_cli, sql_di
     assert run_cli("new", "add_users").exit_code == 0
     result = run_cli("migrate")
     assert result.exit_code == 2
-    assert "001_add_users.sql: error: the file has no statement" in result.output
+    assert "001_add_users.sql:1:1: error: the file has no statement" in result.output
 
 
 def test_the_sql_script_refuses_an_empty_migration_too(run_cli, sql_dir):
@@ -184,3 +184,37 @@ def test_repair_asks_before_the_lock_and_refuses_a_changed_plan(
         "SELECT version, checksum FROM schema_migrations ORDER BY version"
     ).fetchall()
     assert checksums[1] == (2, "x")  # nothing repaired: not what was approved
+
+
+def test_repair_leaves_a_version_taken_by_another_migration_alone(run_cli, sql_dir, db):
+    # Two branches both added 002: the applied one is gone, another has its number.
+    sql_dir.write({"001_a.sql": "SELECT 1;", "002_tmp_col.sql": "SELECT 2;"})
+    assert run_cli("migrate").exit_code == 0
+    sql_dir.remove("002_tmp_col.sql")
+    sql_dir.write({"002_other.sql": "CREATE TABLE other (id int);"})
+    status = run_cli("status")
+    assert (
+        "applied as tmp_col: another migration now has this version"
+        not in status.stdout
+    )
+    verify = run_cli("verify")
+    assert (
+        "(applied as tmp_col: another migration now has this version; renumber it)"
+        in verify.stdout
+    )
+    repaired = run_cli("repair", "--yes")
+    assert repaired.exit_code == 0
+    assert "leave version 2 as is: it was applied as tmp_col" in repaired.stdout
+    assert repaired.stdout.splitlines()[-1] == "nothing to repair"
+    assert db.execute(
+        "SELECT name FROM schema_migrations WHERE version = 2"
+    ).fetchone() == ("tmp_col",)
+
+
+def test_rollback_names_every_missing_down_file_at_once(run_cli, sql_dir):
+    sql_dir.write({f"00{v}_m{v}.sql": "SELECT 1;" for v in (1, 2, 3)})
+    assert run_cli("migrate").exit_code == 0
+    result = run_cli("rollback", "--to", "0", "--dry-run")
+    assert result.exit_code == 2
+    assert "down file 003_m3.down.sql is missing" in result.output
+    assert "(missing too: 002_m2.down.sql, 001_m1.down.sql)" in result.output

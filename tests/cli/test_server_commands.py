@@ -18,7 +18,10 @@ import pytest
 from click.testing import CliRunner, Result
 
 from schemactl.cli import cli
+from tests.cli.test_targets import deploy_role, role_url
 from tests.conftest import url_for
+
+__all__ = ["deploy_role"]  # the fixture, shared with test_targets
 
 
 def invoke(*args: str) -> Result:
@@ -162,3 +165,14 @@ def test_wait_returns_once_the_server_starts_accepting(server_conninfo):
     finally:
         waiting.kill()
         waiting.wait()
+
+
+def test_a_refusal_by_the_server_exits_3(
+    server_conninfo, scratch_database, deploy_role
+):
+    # A role without CREATEDB: the database could not be used, nothing changed.
+    url = role_url(server_conninfo, scratch_database, deploy_role.name)
+    result = invoke("-d", url, "create-db")
+    assert result.exit_code == 3, result.output
+    assert "permission denied to create database" in result.output
+    assert not exists(server_conninfo, scratch_database)

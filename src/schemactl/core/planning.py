@@ -6,7 +6,7 @@ Pure: takes values, returns values. A missing history table reads as no rows.
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from schemactl.core.model import HistoryRow, MigrationFile, State, StatusEntry
@@ -129,17 +129,18 @@ def plan_rollback(
         chosen = [m for m in applied if m.version > target]
     else:
         chosen = applied[: 1 if steps is None else steps]
-    plan = []
-    for migration in chosen:
-        if migration.down_path is None:
-            down_name = f"{migration.path.stem}.down.sql"
-            raise MigrationDirError(
-                f"cannot roll back version {migration.version}: down file "
-                f"{down_name} is missing; nothing was rolled back",
-                path=migration.path,
-            )
-        plan.append(RollbackStep(migration, migration.down_path))
-    return plan
+    missing = [m for m in chosen if m.down_path is None]
+    if missing:
+        names = ", ".join(f"{m.path.stem}.down.sql" for m in missing)
+        raise MigrationDirError(
+            f"cannot roll back version {missing[0].version}: down file "
+            f"{missing[0].path.stem}.down.sql is missing; nothing was rolled back"
+            + (
+                f" (missing too: {names.split(', ', 1)[1]})" if len(missing) > 1 else ""
+            ),
+            path=missing[0].path,
+        )
+    return [RollbackStep(m, m.down_path) for m in chosen if m.down_path is not None]
 
 
 def plan_baseline(
@@ -171,6 +172,10 @@ class RepairPlan:
     realign: list[StatusEntry]
     delete_failed: list[StatusEntry]
     left_missing: list[StatusEntry]
+    # A version whose file now has another name: another migration took the
+    # number (two branches both added it). Realigning would record it as
+    # applied though it never ran: left alone, to be renumbered.
+    left_renamed: list[StatusEntry] = field(default_factory=list)
 
     @property
     def is_empty(self) -> bool:
@@ -187,8 +192,20 @@ def plan_repair(
     remove the row yourself if the migration really is gone.
     """
     entries = build_status(files, rows)
+    mismatched = [e for e in entries if e.state is State.CHECKSUM_MISMATCH]
     return RepairPlan(
-        realign=[e for e in entries if e.state is State.CHECKSUM_MISMATCH],
+        realign=[e for e in mismatched if not is_renamed(e)],
         delete_failed=[e for e in entries if e.state is State.FAILED],
         left_missing=[e for e in entries if e.state is State.MISSING_FILE],
+        left_renamed=[e for e in mismatched if is_renamed(e)],
+    )
+
+
+def is_renamed(entry: StatusEntry) -> bool:
+    """Return True when the version's file has another name than the applied
+    one (another migration took the number)."""
+    return (
+        entry.file is not None
+        and entry.row is not None
+        and entry.file.name != entry.row.name
     )

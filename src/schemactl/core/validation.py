@@ -64,9 +64,11 @@ def parse_source(data: bytes, path: Path | str) -> ParsedSource:
     _check_directives_in_header(text, directives.header_lines, path)
     if not statements and not directives.allow_empty:
         raise MigrationDirError(
-            "the file has no statement: applied as it is, it would be recorded "
-            "as done, and SQL written into it later would never run",
+            "the file has no statement: run as it is, it would be recorded as "
+            "done, and SQL written into it later would never run",
             path=Path(path),
+            line=1,
+            column=1,
             hint="write its SQL, or mark a deliberately empty migration with "
             "'-- schemactl:allow-empty' in its header",
         )

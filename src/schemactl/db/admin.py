@@ -155,6 +155,7 @@ def _refused(
         hint=exc.diag.message_hint,
         state="nothing was changed",
     )
-    if exc.sqlstate == "55006":  # object_in_use: sessions are connected to it
-        error.exit_code = ConnectError.exit_code
+    # The server refused (in use, no CREATEDB, not the owner): the database
+    # could not be used, exit 3 as the contract has it.
+    error.exit_code = ConnectError.exit_code
     return error

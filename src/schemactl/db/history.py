@@ -33,7 +33,12 @@ from schemactl.db.connection import (
     phase,
     reason_of,
 )
-from schemactl.errors import ConnectionLost, SchemactlError, TableLockTimeout
+from schemactl.errors import (
+    EXIT_UNAVAILABLE,
+    ConnectionLost,
+    SchemactlError,
+    TableLockTimeout,
+)
 
 
 def table_sql(table: TableName) -> sql.Identifier:
@@ -381,5 +386,12 @@ def read_log(conn: Connection, table: TableName, limit: int | None) -> list[LogR
         sql.SQL("LIMIT {}").format(sql.Literal(limit)) if limit else sql.SQL(""),
     )
     history = qualified_name(table.schema, table.name)
-    with phase(conn, "reading the audit log", state="nothing was changed"):
-        return list(map(LogRow._make, conn.execute(query, (history,)).fetchall()))
+    try:
+        with phase(conn, "reading the audit log", state="nothing was changed"):
+            return list(map(LogRow._make, conn.execute(query, (history,)).fetchall()))
+    except SchemactlError as error:
+        if not isinstance(error.__cause__, psycopg.errors.InsufficientPrivilege):
+            raise
+        error.exit_code = EXIT_UNAVAILABLE
+        error.hint = f"grant this role SELECT on {log_table(table)}"
+        raise
