@@ -170,11 +170,17 @@ _ARGUMENTS = "schemactl.arguments"
 _DOCUMENT = "schemactl.document"
 
 
-def _remember_format(ctx: click.Context, _: click.Parameter, value: str | None) -> None:
-    # Kept on the root context, like --traceback: the error handler needs it.
-    # A command's own --format comes after the group's and wins.
-    if value is not None:
-        ctx.find_root().meta[_FORMAT] = value.lower()
+def _remember(key: str) -> Callable[[click.Context, click.Parameter, Any], None]:
+    """Return an option callback that keeps a given value on the root context:
+    the error handler and the progress display read it there, wherever the
+    option was given (before or after the command name; a command's own comes
+    after the group's and wins)."""
+
+    def callback(ctx: click.Context, _: click.Parameter, value: Any) -> None:
+        if value is not None and value is not False:
+            ctx.find_root().meta[key] = value
+
+    return callback
 
 
 def format_option(function: F, *, with_env: bool) -> F:
@@ -184,7 +190,7 @@ def format_option(function: F, *, with_env: bool) -> F:
         "output_format",
         type=click.Choice(FORMATS, case_sensitive=False),
         expose_value=False,
-        callback=_remember_format,
+        callback=_remember(_FORMAT),  # Choice gives the canonical, lower case
         envvar="SCHEMACTL_FORMAT" if with_env else None,
         help="Output: text, json (one document on stdout, also on failure) or "
         "github (text, and annotations for GitHub Actions) [env: "
@@ -210,15 +216,6 @@ def json_flag(function: F) -> F:
 
 _QUIET = "schemactl.quiet"
 _HEARTBEAT = "schemactl.heartbeat"
-
-
-def _remember(key: str) -> Callable[[click.Context, click.Parameter, Any], None]:
-    def callback(ctx: click.Context, _: click.Parameter, value: Any) -> None:
-        # On the root context, like --format: given before or after the command.
-        if value is not None and value is not False:
-            ctx.find_root().meta[key] = value
-
-    return callback
 
 
 def progress_options(function: F, *, with_env: bool) -> F:
@@ -325,20 +322,13 @@ def print_annotations(lines: list[str]) -> None:
         click.echo(line)
 
 
-def _remember_traceback(ctx: click.Context, _: click.Parameter, value: bool) -> None:
-    # Kept on the root context: the group's error handler reads it, wherever the
-    # flag was given (before or after the command name).
-    if value:
-        ctx.find_root().meta[_TRACEBACK] = True
-
-
 def traceback_option(function: F) -> F:
     """Add --traceback, accepted before and after the command name."""
     return click.option(
         "--traceback",
         is_flag=True,
         expose_value=False,
-        callback=_remember_traceback,
+        callback=_remember(_TRACEBACK),
         help="Show a traceback on errors (debugging); the exit code stays the same.",
     )(function)
 

@@ -112,14 +112,12 @@ def find_config_file(start: Path) -> Path | None:
 def _has_schemactl_table(pyproject: Path) -> bool:
     # Most pyproject.toml files never mention schemactl: those are passed over
     # without loading the TOML parser (about 10 ms on every command).
-    try:
-        data = pyproject.read_bytes()
-    except OSError as exc:
-        # Not passed over: the parent project's settings would apply instead.
-        raise _bad(pyproject, f"cannot read: {exc.strerror}") from None
+    # An unreadable one is not passed over: the parent project's settings
+    # would apply instead.
+    data = _read_bytes(pyproject)
     if b"schemactl" not in data:
         return False
-    return _schemactl_table(pyproject, _read_toml(pyproject)) is not None
+    return _schemactl_table(pyproject, _parse_toml(pyproject, data)) is not None
 
 
 def load_config_file(path: Path, environment: str | None) -> FileSettings:
@@ -246,17 +244,27 @@ def _schemactl_table(path: Path, document: dict[str, Any]) -> dict[str, Any] | N
 
 
 def _read_toml(path: Path) -> dict[str, Any]:
-    import tomllib  # only a run that finds a file pays for it
+    return _parse_toml(path, _read_bytes(path))
 
+
+def _read_bytes(path: Path) -> bytes:
     try:
-        with path.open("rb") as handle:
-            return tomllib.load(handle)
-    except tomllib.TOMLDecodeError as exc:
-        raise _bad(path, f"not valid TOML: {exc}") from None
+        return path.read_bytes()
     except IsADirectoryError:
         raise _bad(path, "is a directory, not a configuration file") from None
     except OSError as exc:
         raise _bad(path, f"cannot read: {exc.strerror}") from None
+
+
+def _parse_toml(path: Path, data: bytes) -> dict[str, Any]:
+    import tomllib  # only a run that finds a file pays for it
+
+    try:
+        return tomllib.loads(data.decode("utf-8"))
+    except UnicodeDecodeError as exc:
+        raise _bad(path, f"not valid TOML: not UTF-8 ({exc.reason})") from None
+    except tomllib.TOMLDecodeError as exc:
+        raise _bad(path, f"not valid TOML: {exc}") from None
 
 
 def _bad(path: Path, message: str) -> UsageError:

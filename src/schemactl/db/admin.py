@@ -3,6 +3,8 @@ target database (from the server's maintenance database, `postgres`)."""
 
 from __future__ import annotations
 
+from typing import Any
+
 import psycopg
 from psycopg import pq, sql
 from psycopg.conninfo import make_conninfo
@@ -30,15 +32,9 @@ def server_accepts_connections(settings: Settings) -> bool:
     Raises:
         UsageError: when the connection string cannot be read.
     """
-    try:
-        conninfo = make_conninfo(
-            settings.database_url or "",
-            connect_timeout=max(2, round(settings.connect_timeout)),
-        )
-    except psycopg.Error:
-        raise UsageError(
-            f"cannot read the connection string {describe_target(settings)}"
-        ) from None
+    conninfo = _changed(
+        settings, connect_timeout=max(2, round(settings.connect_timeout))
+    )
     answer = pq.PGconn.ping(conninfo.encode())
     if answer == pq.Ping.NO_ATTEMPT:
         raise UsageError(
@@ -115,12 +111,7 @@ def drop_database(settings: Settings, name: str) -> bool:
 
 def _maintenance(settings: Settings) -> Connection:
     """Connect to the maintenance database of the target's server."""
-    try:
-        url = make_conninfo(settings.database_url or "", dbname=MAINTENANCE_DATABASE)
-    except psycopg.Error:
-        raise UsageError(
-            f"cannot read the connection string {describe_target(settings)}"
-        ) from None
+    url = _changed(settings, dbname=MAINTENANCE_DATABASE)
     maintenance = Settings(
         database_url=url,
         connect_timeout=settings.connect_timeout,
@@ -141,6 +132,20 @@ def _maintenance(settings: Settings) -> Connection:
         # password: the original's secrets are removed again.
         raise ConnectError(
             redact(message, connection_secrets(settings)), hint=exc.hint
+        ) from None
+
+
+def _changed(settings: Settings, **changes: Any) -> str:
+    """Return the settings' connection string with some keywords changed.
+
+    Raises:
+        UsageError: when the connection string cannot be read.
+    """
+    try:
+        return make_conninfo(settings.database_url or "", **changes)
+    except psycopg.Error:
+        raise UsageError(
+            f"cannot read the connection string {describe_target(settings)}"
         ) from None
 
 

@@ -372,9 +372,7 @@ def _check_audit_log(conn: Connection, log: TableName) -> AuditLogState:
 
 def read_log(conn: Connection, table: TableName, limit: int | None) -> list[LogRow]:
     """Return the newest `limit` audit log rows of this history table (all:
-    None), oldest first; no rows when there is no log."""
-    if not audit_log_exists(conn, table):
-        return []
+    None), oldest first. The log must exist (see audit_log_exists)."""
     query = sql.SQL(
         "SELECT * FROM (SELECT id, at, history_table, action, version, name, "
         "checksum_before, "
