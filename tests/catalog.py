@@ -38,13 +38,26 @@ SNAPSHOT_QUERIES = {
         SELECT n.nspname, c.relname, obj_description(c.oid, 'pg_class')
         FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
         WHERE n.nspname = ANY(%(schemas)s) AND c.relkind = 'r' ORDER BY 1, 2""",
+    "column_comments": """
+        SELECT n.nspname, c.relname, a.attname, col_description(c.oid, a.attnum)
+        FROM pg_attribute a JOIN pg_class c ON c.oid = a.attrelid
+        JOIN pg_namespace n ON n.oid = c.relnamespace
+        WHERE n.nspname = ANY(%(schemas)s) AND c.relkind = 'r' AND a.attnum > 0
+          AND NOT a.attisdropped AND col_description(c.oid, a.attnum) IS NOT NULL
+        ORDER BY 1, 2, 3""",
+    "identities": """
+        SELECT table_schema, table_name, column_name, identity_generation
+        FROM information_schema.columns
+        WHERE table_schema = ANY(%(schemas)s) AND is_identity = 'YES'
+        ORDER BY 1, 2, 3""",
     "schemas": """
         SELECT nspname FROM pg_namespace WHERE nspname = ANY(%(schemas)s) ORDER BY 1""",
 }
 
 
 def catalog_snapshot(conn: psycopg.Connection[Any]) -> dict[str, list[tuple[Any, ...]]]:
-    """Return every column, index, constraint, trigger, function and comment."""
+    """Return every column, index, constraint, trigger, function, comment and
+    identity."""
     return {
         name: conn.execute(query, {"schemas": list(SCHEMAS)}).fetchall()
         for name, query in SNAPSHOT_QUERIES.items()

@@ -16,13 +16,14 @@ from schemactl.cli import cli
 from tests.conftest import janitor_for, url_for
 
 SHIPPED = Path(__file__).resolve().parents[2] / "sql"
+SHIPPED_UP = [p for p in SHIPPED.glob("*.sql") if not p.name.endswith(".down.sql")]
 EXTRA = {
-    "003_seed.sql": "CREATE TABLE seed (id int, label text);\n"
+    "900_seed.sql": "CREATE TABLE seed (id int, label text);\n"
     "INSERT INTO seed VALUES (1, E'it\\'s; here'), (2, NULL);\n"
     "CREATE FUNCTION seed_count() RETURNS bigint LANGUAGE sql\n"
     "BEGIN ATOMIC SELECT count(*) FROM seed; END;\n"
     "INSERT INTO seed VALUES (3, '100% :not_a_var')",
-    "004_index.sql": "-- schemactl:no-transaction\n"
+    "901_index.sql": "-- schemactl:no-transaction\n"
     "CREATE INDEX CONCURRENTLY seed_id ON seed (id);\n",
 }
 
@@ -92,7 +93,7 @@ def test_psql_script_matches_migrate(sql_dir, database_url, second_database, tmp
             by_psql.execute(HISTORY).fetchall()
             == by_migrate.execute(HISTORY).fetchall()
         )
-        assert len(by_psql.execute(HISTORY).fetchall()) == 4
+        assert len(by_psql.execute(HISTORY).fetchall()) == len(SHIPPED_UP) + len(EXTRA)
         assert (
             by_psql.execute(CATALOG).fetchall()
             == by_migrate.execute(CATALOG).fetchall()

@@ -267,12 +267,12 @@ def test_deleting_a_run_removes_its_items_calls_and_interruptions(schema_db):
     [
         "INSERT INTO model_settings (name, temperature) VALUES ('hot', 2.5)",
         "INSERT INTO model_settings (name, top_p) VALUES ('p', 1.5)",
-        "INSERT INTO model_settings (name, truncation) VALUES ('t', 'sometimes')",
-        "INSERT INTO model_settings (name, reasoning_effort) VALUES ('r', 'extreme')",
+        "INSERT INTO model_settings (name, truncation) VALUES ('t', 'Sometimes')",
+        "INSERT INTO model_settings (name, reasoning_effort) VALUES ('r', 'very high')",
         "INSERT INTO agents (name, tool_use_behavior) VALUES ('a', 'stop_at_tools')",
         "INSERT INTO agents (name, instructions_kind) VALUES ('a', 'dynamic')",
         "INSERT INTO tools (name, tool_type) VALUES ('f', 'function')",
-        "INSERT INTO tools (name, tool_type) VALUES ('x', 'teleport')",
+        "INSERT INTO tools (name, tool_type) VALUES ('x', '')",
         "INSERT INTO guardrails (name, guardrail_type) VALUES ('g', 'sideways')",
         "INSERT INTO mcp_servers (name, transport) VALUES ('m', 'stdio')",
         "INSERT INTO mcp_servers (name, transport, url) VALUES ('m', 'carrier_pigeon', 'x')",
@@ -280,12 +280,12 @@ def test_deleting_a_run_removes_its_items_calls_and_interruptions(schema_db):
     ids=[
         "temperature above 2",
         "top_p above 1",
-        "unknown truncation",
-        "unknown reasoning effort",
+        "truncation not a token",
+        "reasoning effort not a token",
         "stop_at_tools without tool names",
         "dynamic instructions without a reference",
         "function tool without a parameter schema",
-        "unknown tool type",
+        "empty tool type",
         "unknown guardrail type",
         "stdio server without a command",
         "unknown MCP transport",
@@ -333,12 +333,15 @@ def test_only_one_active_run_state_per_run(schema_db):
         schema_db.execute(insert, (run, True))
 
 
-def test_soft_deleted_names_can_be_reused(schema_db):
-    agent = make_agent(schema_db, "triage")
+def test_soft_deleted_fingerprints_can_be_reused(schema_db):
+    insert = (
+        "INSERT INTO agents (name, fingerprint) VALUES ('triage', 'f1') RETURNING id"
+    )
+    agent = one(schema_db, insert)
     with pytest.raises(errors.UniqueViolation):
-        make_agent(schema_db, "triage")
+        schema_db.execute(insert)
     schema_db.execute("UPDATE agents SET deleted_at = now() WHERE id = %s", (agent,))
-    make_agent(schema_db, "triage")
+    one(schema_db, insert)
 
 
 def test_updated_at_is_kept_current_by_the_trigger(schema_db):
