@@ -31,9 +31,11 @@ PROBED = (
 )
 
 
-def loaded_modules(*args: str, env: dict[str, str] | None = None) -> dict[str, bool]:
+def loaded_modules(
+    *args: str, env: dict[str, str] | None = None, probed: tuple[str, ...] = PROBED
+) -> dict[str, bool]:
     done = subprocess.run(
-        [sys.executable, "-c", PROBE, ",".join(PROBED), *args],
+        [sys.executable, "-c", PROBE, ",".join(probed), *args],
         capture_output=True,
         text=True,
         check=False,
@@ -68,6 +70,20 @@ def test_sql_needs_no_database_driver(sql_dir):
     sql_dir.write({"001_a.sql": "SELECT 1;"})
     loaded = heavy(loaded_modules("sql", "--dir", str(sql_dir.path)))
     assert loaded == {"psycopg": False, "rich": False, "pglast": False}
+
+
+def test_migrate_never_loads_the_agent_store_or_the_sdk(database_url, sql_dir):
+    sql_dir.write({"001_a.sql": "SELECT 1;"})
+    probed = ("agents", "schemactl.agent_store", "psycopg_pool", "psycopg")
+    loaded = loaded_modules(
+        "migrate", "-d", database_url, "--dir", str(sql_dir.path), probed=probed
+    )
+    assert loaded == {
+        "agents": False,
+        "schemactl.agent_store": False,
+        "psycopg_pool": False,
+        "psycopg": True,
+    }
 
 
 @pytest.mark.parametrize("command", ["status", "verify"])

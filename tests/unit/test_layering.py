@@ -62,7 +62,9 @@ def test_offline_commands_never_reach_the_database_layer():
     assert offending(SRC / "offline.py", forbidden) == set()
 
 
-def test_db_is_the_only_psycopg_user():
+def test_db_and_the_agent_store_are_the_only_psycopg_users():
+    # db/ owns every SQL string of the runner's own tables; the agent store
+    # (an optional extra) owns those of the agent tables it writes.
     users = {
         str(p.relative_to(SRC)) for p in SRC.rglob("*.py") if offending(p, ("psycopg",))
     }
@@ -72,7 +74,37 @@ def test_db_is_the_only_psycopg_user():
         "db/history.py",
         "db/lock.py",
         "db/session.py",
+        "agent_store/definitions.py",
+        "agent_store/recording.py",
+        "agent_store/session.py",
+        "agent_store/store.py",
     }
+
+
+AGENT_STORE = SRC / "agent_store"
+OUTSIDE_THE_AGENT_STORE = sorted(
+    p for p in SRC.rglob("*.py") if AGENT_STORE not in p.parents
+)
+
+
+@pytest.mark.parametrize("path", OUTSIDE_THE_AGENT_STORE, ids=lambda p: p.name)
+def test_the_runner_never_imports_the_agent_store_or_the_sdk(path):
+    # The CLI starts without the `agents` extra installed, and as fast.
+    forbidden = ("schemactl.agent_store", "agents", "psycopg_pool")
+    assert offending(path, forbidden) == set()
+
+
+def test_the_agent_store_never_imports_the_runner():
+    forbidden = (
+        "schemactl.cli",
+        "schemactl.runner",
+        "schemactl.db",
+        "schemactl.core",
+        "click",
+        "rich",
+    )
+    for path in AGENT_STORE.glob("*.py"):
+        assert offending(path, forbidden) == set(), path
 
 
 def test_read_only_use_cases_never_load_the_migration_machinery():

@@ -1,0 +1,116 @@
+"""Turn SDK values into JSON that PostgreSQL's jsonb can hold, and back.
+
+Two things stand between an SDK value and a jsonb column:
+
+* Objects: raw items are pydantic models, final outputs may be dataclasses.
+  ``to_json`` turns them into plain JSON values.
+* U+0000: jsonb (and text) refuse it, yet a tool output or a message may hold
+  it. ``escape_nul`` rewrites only the strings that hold a NUL, or that begin
+  with the marker below, as the marker followed by the string with every
+  backslash doubled and every NUL written ``\\0``; ``unescape_nul`` reverses it.
+  Every other string is stored exactly as it is, so queries on the columns keep
+  working for everything but those strings.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import enum
+import json
+from collections.abc import Mapping
+from typing import Any
+
+# A private-use code point: no text the SDK produces starts with it by chance,
+# and one that does is escaped too, so decoding never guesses.
+NUL_MARKER = "\ue000"
+
+
+def escape_nul(value: Any) -> Any:
+    """Return ``value`` (a JSON value) with every string jsonb can hold."""
+    if isinstance(value, str):
+        return _escape_string(value)
+    if isinstance(value, list):
+        return [escape_nul(item) for item in value]
+    if isinstance(value, dict):
+        return {_escape_string(k): escape_nul(v) for k, v in value.items()}
+    return value
+
+
+def unescape_nul(value: Any) -> Any:
+    """Undo ``escape_nul``."""
+    if isinstance(value, str):
+        return _unescape_string(value)
+    if isinstance(value, list):
+        return [unescape_nul(item) for item in value]
+    if isinstance(value, dict):
+        return {_unescape_string(k): unescape_nul(v) for k, v in value.items()}
+    return value
+
+
+def escape_text(text: str) -> str:
+    """Return ``text`` as a text column can hold it (see ``escape_nul``)."""
+    return _escape_string(text)
+
+
+def _escape_string(text: str) -> str:
+    if "\x00" not in text and not text.startswith(NUL_MARKER):
+        return text
+    return NUL_MARKER + text.replace("\\", "\\\\").replace("\x00", "\\0")
+
+
+def _unescape_string(text: str) -> str:
+    if not text.startswith(NUL_MARKER):
+        return text
+    out: list[str] = []
+    chars = iter(text[1:])
+    for char in chars:
+        if char != "\\":
+            out.append(char)
+            continue
+        escaped = next(chars, "")
+        out.append("\x00" if escaped == "0" else escaped)
+    return "".join(out)
+
+
+def to_json(value: Any) -> Any:
+    """Return ``value`` as plain JSON (dicts, lists, str, numbers, bool, None).
+
+    Pydantic models dump in JSON mode without unset fields (what the SDK sends
+    to the API), dataclasses become dicts, enums their values. A callable, or
+    anything else JSON has no form for, becomes its type's or its own dotted
+    name: never a ``repr`` with a memory address, so the same value always
+    gives the same JSON (definitions are fingerprinted by it).
+    """
+    if value is None or isinstance(value, bool | int | str):
+        return value
+    if isinstance(value, float):
+        # jsonb has no NaN or infinity: keep them readable rather than fail.
+        return value if value == value and abs(value) != float("inf") else repr(value)
+    if isinstance(value, enum.Enum):
+        return to_json(value.value)
+    if isinstance(value, Mapping):
+        return {str(k): to_json(v) for k, v in value.items()}
+    if isinstance(value, list | tuple | set | frozenset):
+        return [to_json(v) for v in value]
+    model_dump = getattr(value, "model_dump", None)
+    if callable(model_dump):
+        return to_json(model_dump(mode="json", exclude_unset=True))
+    if dataclasses.is_dataclass(value) and not isinstance(value, type):
+        return to_json(
+            {f.name: getattr(value, f.name) for f in dataclasses.fields(value)}
+        )
+    if callable(value):
+        return f"<callable {dotted_name(value)}>"
+    return f"<{dotted_name(type(value))}>"
+
+
+def dotted_name(function: Any) -> str:
+    """Name a callable the way an application registers it: module.qualname."""
+    module = getattr(function, "__module__", None) or "?"
+    qualname = getattr(function, "__qualname__", None) or type(function).__qualname__
+    return f"{module}.{qualname}"
+
+
+def dumps(value: Any) -> str:
+    """JSON text of ``value`` for a jsonb parameter: plain, and NUL-free."""
+    return json.dumps(escape_nul(to_json(value)), ensure_ascii=False)

@@ -1,0 +1,558 @@
+"""What one run writes: its row at the start, then everything it produced.
+
+A run is written in two transactions: its `runs` row (status running) and its
+agent graph's definitions before the SDK starts, then, when ``Runner.run``
+returns or raises, its items, responses, tool calls, guardrail results,
+interruptions, usage and RunState in one transaction with the final status.
+
+A resumed run's result repeats what the run produced before it stopped; only
+what is new is written (by count: the SDK keeps the earlier part as a prefix).
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Any
+
+from agents import Agent, RunHooks
+from agents.items import (
+    HandoffOutputItem,
+    ModelResponse,
+    RunItem,
+    ToolApprovalItem,
+    ToolCallItem,
+    ToolCallOutputItem,
+)
+from agents.tool import Tool
+from psycopg import AsyncConnection
+
+from schemactl.agent_store import definitions
+from schemactl.agent_store.jsonsafe import dumps, escape_text, to_json
+
+COUNTS = """
+    SELECT (SELECT count(*) FROM run_items WHERE run_id = %(run)s),
+           (SELECT count(*) FROM model_responses WHERE run_id = %(run)s),
+           (SELECT count(*) FROM guardrail_results
+            WHERE run_id = %(run)s AND guardrail_type = 'input'),
+           (SELECT count(*) FROM guardrail_results
+            WHERE run_id = %(run)s AND guardrail_type = 'output'),
+           (SELECT count(*) FROM tool_guardrail_results WHERE run_id = %(run)s)"""
+INSERT_ITEM = """
+    INSERT INTO run_items (
+        run_id, agent_id, sequence, item_type, source_agent_id, target_agent_id,
+        item_data)
+    VALUES (%s, %s, %s, %s, %s, %s, %s::jsonb)
+    RETURNING id"""
+INSERT_RESPONSE = """
+    INSERT INTO model_responses (
+        run_id, agent_id, turn, response_id, request_id, model, output, requests,
+        input_tokens, output_tokens, total_tokens, cached_tokens, cache_write_tokens,
+        reasoning_tokens)
+    VALUES (%s, %s, %s, %s, %s, %s, %s::jsonb, %s, %s, %s, %s, %s, %s, %s)
+    RETURNING id"""
+ADD_USAGE = """
+    INSERT INTO usage_metrics AS u (
+        run_id, agent_id, requests, input_tokens, output_tokens, total_tokens,
+        cached_tokens, cache_write_tokens, reasoning_tokens)
+    VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s)
+    ON CONFLICT (run_id, agent_id) DO UPDATE SET
+        requests = u.requests + EXCLUDED.requests,
+        input_tokens = u.input_tokens + EXCLUDED.input_tokens,
+        output_tokens = u.output_tokens + EXCLUDED.output_tokens,
+        total_tokens = u.total_tokens + EXCLUDED.total_tokens,
+        cached_tokens = u.cached_tokens + EXCLUDED.cached_tokens,
+        cache_write_tokens = u.cache_write_tokens + EXCLUDED.cache_write_tokens,
+        reasoning_tokens = u.reasoning_tokens + EXCLUDED.reasoning_tokens
+    RETURNING id,
+        (SELECT count(*) FROM request_usage_entries e WHERE e.usage_metric_id = u.id)"""
+INSERT_REQUEST_USAGE = """
+    INSERT INTO request_usage_entries (
+        usage_metric_id, model_response_id, request_index, model, input_tokens,
+        output_tokens, total_tokens, cached_tokens, cache_write_tokens,
+        reasoning_tokens)
+    VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s)"""
+TOOL_OF_AGENT = """
+    SELECT t.id, t.tool_type FROM agent_tools AS l JOIN tools AS t ON t.id = l.tool_id
+    WHERE l.agent_id = %s AND t.name = %s"""
+DECISIONS = """
+    SELECT call_id, status FROM interruptions
+    WHERE run_id = %s AND status <> 'pending'"""
+UPSERT_TOOL_CALL = """
+    INSERT INTO tool_calls AS c (
+        run_id, run_item_id, tool_id, agent_id, call_id, tool_name, tool_type,
+        arguments, output, status, started_at, completed_at)
+    VALUES (%s, %s, %s, %s, %s, %s, %s, %s::jsonb, %s::jsonb, %s,
+            coalesce(%s, now()), %s)
+    ON CONFLICT (run_id, call_id) DO UPDATE SET
+        output = EXCLUDED.output,
+        status = EXCLUDED.status,
+        completed_at = greatest(EXCLUDED.completed_at, c.started_at)
+    RETURNING id"""
+INSERT_INTERRUPTION = """
+    INSERT INTO interruptions (
+        run_id, tool_call_id, agent_id, interruption_type, tool_name, call_id,
+        arguments)
+    SELECT %s, %s, %s, %s, %s, %s, %s::jsonb
+    WHERE NOT EXISTS (
+        SELECT 1 FROM interruptions
+        WHERE run_id = %s AND call_id = %s AND status = 'pending')"""
+INSERT_GUARDRAIL_RESULT = """
+    INSERT INTO guardrail_results (
+        run_id, guardrail_id, agent_id, guardrail_type, tripwire_triggered,
+        output_info)
+    VALUES (%s, %s, %s, %s, %s, %s::jsonb)"""
+TOOL_GUARDRAIL_OF_RUN = """
+    SELECT g.id FROM tool_guardrails AS g
+    JOIN agent_tools AS l ON l.tool_id = g.tool_id
+    WHERE l.agent_id = ANY(%s) AND g.name = %s AND g.guardrail_type = %s
+      AND g.deleted_at IS NULL
+    LIMIT 1"""
+INSERT_TOOL_GUARDRAIL_RESULT = """
+    INSERT INTO tool_guardrail_results (
+        run_id, tool_guardrail_id, behavior, message, output_info)
+    VALUES (%s, %s, %s, %s, %s::jsonb)"""
+RETIRE_STATES = """
+    UPDATE run_states SET is_active = false WHERE run_id = %s AND is_active"""
+INSERT_STATE = """
+    INSERT INTO run_states (run_id, state_data, current_turn, is_active)
+    VALUES (%s, %s::jsonb, %s, %s)"""
+FINISH_RUN = """
+    UPDATE runs SET
+        status = %s, final_output = %s::jsonb, last_agent_id = %s,
+        current_turn = greatest(current_turn, %s), error = %s::jsonb,
+        completed_at = CASE WHEN %s THEN greatest(now(), started_at) END
+    WHERE id = %s"""
+LINK_SESSION_ITEMS = """
+    UPDATE session_items SET run_id = %s
+    WHERE session_id = %s AND run_id IS NULL AND position > %s"""
+
+
+@dataclass
+class Outcome:
+    """What a run produced, from a RunResult or from an error's run data."""
+
+    new_items: list[RunItem]
+    raw_responses: list[ModelResponse]
+    last_agent: Agent[Any] | None
+    input_guardrail_results: list[Any]
+    output_guardrail_results: list[Any]
+    tool_guardrail_results: list[tuple[str, Any]]
+    interruptions: list[ToolApprovalItem] = field(default_factory=list)
+
+    @classmethod
+    def of(cls, result: Any) -> Outcome:
+        """Read a RunResult or a RunErrorDetails (same names, fewer of them)."""
+        return cls(
+            new_items=list(result.new_items),
+            raw_responses=list(result.raw_responses),
+            last_agent=result.last_agent,
+            input_guardrail_results=list(result.input_guardrail_results),
+            output_guardrail_results=list(result.output_guardrail_results),
+            tool_guardrail_results=[
+                ("tool_input", r)
+                for r in getattr(result, "tool_input_guardrail_results", [])
+            ]
+            + [
+                ("tool_output", r)
+                for r in getattr(result, "tool_output_guardrail_results", [])
+            ],
+            interruptions=list(getattr(result, "interruptions", []) or []),
+        )
+
+
+@dataclass
+class Final:
+    """How a run ended, for its `runs` row."""
+
+    status: str
+    final_output: Any = None
+    state: dict[str, Any] | None = None
+    error: dict[str, Any] | None = None
+    turn: int = 0
+
+
+class RecordingHooks(RunHooks[Any]):
+    """Remembers which agent asked for each model response, and when each tool
+    ran; forwards every call to the application's own hooks, if any."""
+
+    def __init__(self, inner: RunHooks[Any] | None = None) -> None:
+        self.inner = inner
+        self.response_agents: dict[int, Agent[Any]] = {}
+        self.tool_times: dict[str, list[datetime | None]] = {}
+
+    async def on_llm_start(self, context: Any, agent: Any, *args: Any) -> None:
+        if self.inner is not None:
+            await self.inner.on_llm_start(context, agent, *args)
+
+    async def on_llm_end(self, context: Any, agent: Any, response: Any) -> None:
+        self.response_agents[id(response)] = agent
+        if self.inner is not None:
+            await self.inner.on_llm_end(context, agent, response)
+
+    async def on_agent_start(self, context: Any, agent: Any) -> None:
+        if self.inner is not None:
+            await self.inner.on_agent_start(context, agent)
+
+    async def on_agent_end(self, context: Any, agent: Any, output: Any) -> None:
+        if self.inner is not None:
+            await self.inner.on_agent_end(context, agent, output)
+
+    async def on_handoff(self, context: Any, from_agent: Any, to_agent: Any) -> None:
+        if self.inner is not None:
+            await self.inner.on_handoff(context, from_agent, to_agent)
+
+    async def on_tool_start(self, context: Any, agent: Any, tool: Tool) -> None:
+        call_id = getattr(context, "tool_call_id", None)
+        if call_id:
+            self.tool_times[call_id] = [datetime.now(UTC), None]
+        if self.inner is not None:
+            await self.inner.on_tool_start(context, agent, tool)
+
+    async def on_tool_end(
+        self, context: Any, agent: Any, tool: Tool, result: Any
+    ) -> None:
+        call_id = getattr(context, "tool_call_id", None)
+        if call_id in self.tool_times:
+            self.tool_times[call_id][1] = datetime.now(UTC)
+        if self.inner is not None:
+            await self.inner.on_tool_end(context, agent, tool, result)
+
+
+@dataclass
+class RunWriter:
+    """Writes one run's outcome (see the module's docstring)."""
+
+    run_id: Any
+    ids: definitions.AgentIds
+    root: Agent[Any]
+    hooks: RecordingHooks
+    session_row: Any = None
+    session_watermark: int = -1
+
+    async def write(
+        self, conn: AsyncConnection[Any], outcome: Outcome, final: Final
+    ) -> None:
+        """Write ``outcome`` and ``final`` in the caller's transaction."""
+        cursor = await conn.execute(COUNTS, {"run": self.run_id})
+        counts = await cursor.fetchone()
+        assert counts is not None
+        items_done, responses_done, inputs_done, outputs_done, tools_done = counts
+        item_ids = await self._items(conn, outcome.new_items[items_done:], items_done)
+        await self._responses(
+            conn, outcome.raw_responses[responses_done:], responses_done
+        )
+        await self._tool_calls(conn, outcome, item_ids)
+        await self._guardrails(
+            conn,
+            outcome.input_guardrail_results[inputs_done:],
+            outcome.output_guardrail_results[outputs_done:],
+        )
+        await self._tool_guardrails(conn, outcome.tool_guardrail_results[tools_done:])
+        await self._run_state(conn, final)
+        await self._finish(conn, outcome, final)
+
+    async def _items(
+        self, conn: AsyncConnection[Any], items: list[RunItem], first: int
+    ) -> dict[str, Any]:
+        """Insert items from sequence ``first``; return ids of tool call items."""
+        call_items: dict[str, Any] = {}
+        for offset, item in enumerate(items):
+            source = target = None
+            if isinstance(item, HandoffOutputItem):
+                source = self._agent_id(item.source_agent)
+                target = self._agent_id(item.target_agent)
+            cursor = await conn.execute(
+                INSERT_ITEM,
+                (
+                    self.run_id,
+                    self._agent_id(item.agent),
+                    first + offset,
+                    item.type,
+                    source,
+                    target,
+                    dumps(item_json(item)),
+                ),
+            )
+            row = await cursor.fetchone()
+            call_id = _call_id(item)
+            if isinstance(item, ToolCallItem) and call_id and row is not None:
+                call_items[call_id] = row[0]
+        return call_items
+
+    async def _responses(
+        self, conn: AsyncConnection[Any], responses: list[ModelResponse], first: int
+    ) -> None:
+        """Insert responses, and add each to its agent's usage."""
+        for offset, response in enumerate(responses):
+            agent = self.hooks.response_agents.get(id(response), self.root)
+            agent_id = self._agent_id(agent)
+            usage = response.usage
+            tokens = (
+                usage.requests,
+                usage.input_tokens,
+                usage.output_tokens,
+                usage.total_tokens,
+                usage.input_tokens_details.cached_tokens or 0,
+                getattr(usage.input_tokens_details, "cache_write_tokens", 0) or 0,
+                usage.output_tokens_details.reasoning_tokens or 0,
+            )
+            model = definitions.model_name(agent.model)
+            cursor = await conn.execute(
+                INSERT_RESPONSE,
+                (
+                    self.run_id,
+                    agent_id,
+                    first + offset + 1,
+                    response.response_id,
+                    getattr(response, "request_id", None),
+                    model,
+                    dumps(response.output),
+                    *tokens,
+                ),
+            )
+            row = await cursor.fetchone()
+            assert row is not None
+            cursor = await conn.execute(ADD_USAGE, (self.run_id, agent_id, *tokens))
+            metric = await cursor.fetchone()
+            assert metric is not None
+            metric_id, entries = metric
+            await conn.execute(
+                INSERT_REQUEST_USAGE,
+                (metric_id, row[0], entries, model, *tokens[1:]),
+            )
+
+    async def _tool_calls(
+        self, conn: AsyncConnection[Any], outcome: Outcome, item_ids: dict[str, Any]
+    ) -> None:
+        """Upsert a row per tool call: arguments, then output and status."""
+        cursor = await conn.execute(DECISIONS, (self.run_id,))
+        decisions = dict(await cursor.fetchall())
+        outputs = {
+            _call_id(i): i
+            for i in outcome.new_items
+            if isinstance(i, ToolCallOutputItem)
+        }
+        pending = {i.call_id for i in outcome.interruptions}
+        call_rows: dict[str, Any] = {}
+        for item in outcome.new_items:
+            call_id = _call_id(item)
+            if not isinstance(item, ToolCallItem) or not call_id:
+                continue
+            output = outputs.get(call_id)
+            if decisions.get(call_id) == "rejected":
+                status = "rejected"
+            elif output is not None:
+                status = "completed"
+            elif call_id in pending:
+                status = "awaiting_approval"
+            else:
+                status = _raw_status(item.raw_item)
+            agent_id = self._agent_id(item.agent)
+            name = _tool_name(item)
+            cursor = await conn.execute(TOOL_OF_AGENT, (agent_id, name))
+            tool = await cursor.fetchone()
+            started, ended = self.hooks.tool_times.get(call_id, [None, None])
+            cursor = await conn.execute(
+                UPSERT_TOOL_CALL,
+                (
+                    self.run_id,
+                    item_ids.get(call_id),
+                    None if tool is None else tool[0],
+                    agent_id,
+                    escape_text(call_id),
+                    escape_text(name),
+                    tool[1] if tool is not None else _raw_type(item.raw_item),
+                    dumps(_arguments(item.raw_item)),
+                    None if output is None else dumps(output.output),
+                    status,
+                    started,
+                    ended or (datetime.now(UTC) if status == "completed" else None),
+                ),
+            )
+            row = await cursor.fetchone()
+            assert row is not None
+            call_rows[call_id] = row[0]
+        await self._interruptions(conn, outcome.interruptions, call_rows)
+
+    async def _interruptions(
+        self,
+        conn: AsyncConnection[Any],
+        interruptions: list[ToolApprovalItem],
+        call_rows: dict[str, Any],
+    ) -> None:
+        for item in interruptions:
+            call_id = item.call_id or ""
+            mcp = _raw_type(item.raw_item) == "mcp_approval_request"
+            kind = "mcp_approval" if mcp else "tool_approval"
+            await conn.execute(
+                INSERT_INTERRUPTION,
+                (
+                    self.run_id,
+                    call_rows.get(call_id),
+                    self._agent_id(item.agent),
+                    kind,
+                    escape_text(item.tool_name or item.name or "?"),
+                    escape_text(call_id) or None,
+                    dumps(_arguments(item.raw_item)),
+                    self.run_id,
+                    call_id,
+                ),
+            )
+
+    async def _guardrails(
+        self, conn: AsyncConnection[Any], inputs: list[Any], outputs: list[Any]
+    ) -> None:
+        for kind, results in (("input", inputs), ("output", outputs)):
+            for result in results:
+                agent = getattr(result, "agent", None) or self.root
+                await conn.execute(
+                    INSERT_GUARDRAIL_RESULT,
+                    (
+                        self.run_id,
+                        await definitions.guardrail_id(conn, result.guardrail),
+                        self._agent_id(agent),
+                        kind,
+                        result.output.tripwire_triggered,
+                        dumps(result.output.output_info),
+                    ),
+                )
+
+    async def _tool_guardrails(
+        self, conn: AsyncConnection[Any], results: list[tuple[str, Any]]
+    ) -> None:
+        agents = list(self.ids.by_object.values())
+        for kind, result in results:
+            cursor = await conn.execute(
+                TOOL_GUARDRAIL_OF_RUN, (agents, result.guardrail.get_name(), kind)
+            )
+            row = await cursor.fetchone()
+            if row is None:
+                continue  # a guardrail of a tool no agent of the run has
+            behavior = result.output.behavior or {}
+            await conn.execute(
+                INSERT_TOOL_GUARDRAIL_RESULT,
+                (
+                    self.run_id,
+                    row[0],
+                    behavior.get("type", "allow"),
+                    behavior.get("message"),
+                    dumps(result.output.output_info),
+                ),
+            )
+
+    async def _run_state(self, conn: AsyncConnection[Any], final: Final) -> None:
+        await conn.execute(RETIRE_STATES, (self.run_id,))
+        if final.state is not None:
+            await conn.execute(
+                INSERT_STATE,
+                (
+                    self.run_id,
+                    dumps(final.state),
+                    final.turn,
+                    final.status == "interrupted",
+                ),
+            )
+
+    async def _finish(
+        self, conn: AsyncConnection[Any], outcome: Outcome, final: Final
+    ) -> None:
+        finished = final.status != "interrupted"
+        await conn.execute(
+            FINISH_RUN,
+            (
+                final.status,
+                None if final.final_output is None else dumps(final.final_output),
+                None
+                if outcome.last_agent is None
+                else self._agent_id(outcome.last_agent),
+                final.turn,
+                None if final.error is None else dumps(final.error),
+                finished,
+                self.run_id,
+            ),
+        )
+        if self.session_row is not None:
+            await conn.execute(
+                LINK_SESSION_ITEMS,
+                (self.run_id, self.session_row, self.session_watermark),
+            )
+
+    def _agent_id(self, agent: Any) -> Any:
+        if agent is None:
+            return self.ids.of(self.root)
+        try:
+            return self.ids.of(agent)
+        except KeyError:
+            return self.ids.by_name(agent.name)
+
+
+def item_json(item: RunItem) -> dict[str, Any]:
+    """A run item as JSON: its kind, agent and raw item, and what the SDK keeps
+    beside them (a tool's Python output, both ends of a handoff)."""
+    data: dict[str, Any] = {
+        "type": item.type,
+        "agent": item.agent.name,
+        "raw_item": to_json(item.raw_item),
+    }
+    call_id = _call_id(item)
+    if call_id:
+        data["call_id"] = call_id
+    if isinstance(item, ToolCallOutputItem):
+        data["output"] = to_json(item.output)
+    if isinstance(item, HandoffOutputItem):
+        data["source_agent"] = item.source_agent.name
+        data["target_agent"] = item.target_agent.name
+    if isinstance(item, ToolApprovalItem):
+        data["tool_name"] = item.tool_name
+    return data
+
+
+def _call_id(item: Any) -> str | None:
+    """The call id of a call or output item; a hosted tool's call has only its
+    item id, which its output (if any) would name."""
+    raw = item.raw_item
+    value = (
+        raw.get("call_id") if isinstance(raw, dict) else getattr(raw, "call_id", None)
+    )
+    if value is None and isinstance(item, ToolCallItem):
+        value = raw.get("id") if isinstance(raw, dict) else getattr(raw, "id", None)
+    return value if isinstance(value, str) else None
+
+
+def _tool_name(item: ToolCallItem) -> str:
+    name = getattr(item, "tool_name", None)
+    if not name:
+        raw = item.raw_item
+        name = raw.get("name") if isinstance(raw, dict) else getattr(raw, "name", None)
+    return str(name or _raw_type(item.raw_item) or "?")
+
+
+def _raw_type(raw: Any) -> str:
+    value = raw.get("type") if isinstance(raw, dict) else getattr(raw, "type", None)
+    return str(value or "unknown")
+
+
+def _raw_status(raw: Any) -> str:
+    value = raw.get("status") if isinstance(raw, dict) else getattr(raw, "status", None)
+    return "completed" if value == "completed" else "in_progress"
+
+
+def _arguments(raw: Any) -> Any:
+    """A call's arguments as JSON: parsed when they are a JSON text."""
+    value = (
+        raw.get("arguments")
+        if isinstance(raw, dict)
+        else getattr(raw, "arguments", None)
+    )
+    if value is None:
+        value = (
+            raw.get("input") if isinstance(raw, dict) else getattr(raw, "input", None)
+        )
+    if isinstance(value, str):
+        try:
+            return json.loads(value)
+        except ValueError:
+            return value
+    return to_json(value)
