@@ -1,13 +1,25 @@
 -- 003_agents_sdk_runs (down): back to the 002 catalog.
 --
--- Rows that only 003 allows cannot go back and stop this file at the constraint
--- that refuses them (an unknown item kind or tool type, two agents or tools with
--- one live name, two handoffs to one agent, two responses with one id, an
--- unlimited run, a run past its turn limit, a dynamic prompt): nothing is
--- deleted for you. Columns 003 added
--- are dropped with their values (fingerprints, tool names of handoffs, prompt
--- references, cache write tokens, request ids). btree_gist stays installed, as
+-- Rows that only 003 allows cannot go back. A dynamic prompt stops this file
+-- at its first statement (its reference would be lost); the others stop it at
+-- the constraint that refuses them: an unknown item kind or tool type, two live
+-- agents or tools with one name, two handoffs from one agent to another, a
+-- handoff to itself, two responses with one id, an unlimited run, a turn limit
+-- below 1, a run past its limit. Nothing is deleted for you. Columns 003 added
+-- are dropped with their values (fingerprints, handoff tool names, cache write
+-- tokens, request ids, the token details of responses). A run state whose
+-- version is unknown gets 002's default, '1.0'. btree_gist stays installed, as
 -- uuid-ossp does.
+
+DO $$
+BEGIN
+    IF EXISTS (SELECT 1 FROM agents WHERE prompt_kind = 'dynamic') THEN
+        RAISE EXCEPTION 'agents with a dynamic prompt cannot go back to version 2'
+            USING HINT = 'Version 2 has no place for a prompt reference: '
+                'SELECT id, name, prompt_ref FROM agents WHERE prompt_kind = ''dynamic''';
+    END IF;
+END;
+$$;
 
 DROP TRIGGER run_states_schema_version ON run_states;
 DROP FUNCTION run_states_schema_version_from_state();
@@ -19,6 +31,9 @@ ALTER TABLE run_states
 COMMENT ON COLUMN run_states.schema_version IS NULL;
 
 ALTER TABLE usage_metrics DROP CONSTRAINT usage_metrics_one_kind_per_run_excl;
+COMMENT ON TABLE usage_metrics IS
+    'Aggregated Usage of a run (per agent when agent_id is set): requests, '
+    'tokens with cached and reasoning details, estimated cost.';
 DROP INDEX model_responses_response_id_idx;
 CREATE UNIQUE INDEX model_responses_response_id_key ON model_responses (response_id)
     WHERE response_id IS NOT NULL;
@@ -30,8 +45,12 @@ ALTER TABLE model_responses
 ALTER TABLE request_usage_entries DROP COLUMN cache_write_tokens;
 ALTER TABLE usage_metrics DROP COLUMN cache_write_tokens;
 
-ALTER TABLE session_items ALTER COLUMN position DROP IDENTITY;
+DROP TRIGGER session_items_fill_position ON session_items;
+DROP FUNCTION session_items_fill_position();
 
+DROP TRIGGER guardrails_fill_run_in_parallel ON guardrails;
+DROP FUNCTION guardrails_fill_run_in_parallel();
+COMMENT ON COLUMN guardrails.run_in_parallel IS NULL;
 ALTER TABLE guardrails DROP CONSTRAINT guardrails_parallel_input_only_check;
 UPDATE guardrails SET run_in_parallel = true WHERE run_in_parallel IS NULL;
 ALTER TABLE guardrails
@@ -45,12 +64,16 @@ COMMENT ON COLUMN runs.max_turns IS NULL;
 ALTER TABLE runs
     DROP CONSTRAINT runs_turns_check,
     ALTER COLUMN max_turns SET NOT NULL,
+    ADD CONSTRAINT runs_max_turns_check CHECK (max_turns > 0),
     ADD CONSTRAINT runs_turns_check CHECK (current_turn <= max_turns);
 
+DROP TRIGGER agent_handoffs_fill_tool_name ON agent_handoffs;
+DROP FUNCTION agent_handoffs_fill_tool_name();
 DROP INDEX agent_handoffs_agent_id_target_agent_id_idx;
 ALTER TABLE agent_handoffs
     DROP CONSTRAINT agent_handoffs_pkey,
     ADD PRIMARY KEY (agent_id, target_agent_id),
+    ADD CONSTRAINT agent_handoffs_not_self_check CHECK (agent_id <> target_agent_id),
     DROP COLUMN tool_name;
 
 ALTER TABLE agents
@@ -67,6 +90,9 @@ DROP INDEX agents_fingerprint_live_key;
 ALTER TABLE agents DROP COLUMN fingerprint;
 DROP INDEX agents_name_idx;
 CREATE UNIQUE INDEX agents_name_live_key ON agents (name) WHERE deleted_at IS NULL;
+COMMENT ON TABLE agents IS
+    'Agent definitions: instructions (static or dynamic), prompt, model and '
+    'settings, output type, tool use behavior. Soft-deleted via deleted_at.';
 
 ALTER TABLE model_settings
     DROP CONSTRAINT model_settings_prompt_cache_retention_check,
@@ -86,6 +112,7 @@ ALTER TABLE model_settings
         CHECK (reasoning_effort IN ('none', 'minimal', 'low', 'medium', 'high', 'xhigh'));
 COMMENT ON COLUMN model_settings.reasoning_effort IS NULL;
 
+COMMENT ON COLUMN interruptions.interruption_type IS NULL;
 ALTER TABLE interruptions
     DROP CONSTRAINT interruptions_interruption_type_check,
     ADD CONSTRAINT interruptions_interruption_type_check
@@ -108,3 +135,5 @@ ALTER TABLE run_items
 COMMENT ON COLUMN run_items.item_type IS NULL;
 
 DROP FUNCTION is_sdk_token(text);
+DROP FUNCTION handoff_tool_name(uuid, uuid);
+DROP FUNCTION handoff_default_tool_name(uuid);

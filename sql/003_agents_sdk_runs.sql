@@ -7,9 +7,9 @@
 --   run item kinds, tool types, interruption kinds and the model settings' enum
 --   values (reasoning effort and summary, verbosity, truncation, prompt cache
 --   retention). A new kind must not fail a whole run at its last INSERT, so these
---   columns only check that the value is a well-formed token (lowercase letters,
---   digits, underscores; at most 64 characters). The kinds known today are listed
---   in each column's comment; schemactl.agent_store knows them too.
+--   columns only check that the value is a well-formed token (is_sdk_token:
+--   lowercase letters, digits, '_', '.', '-'; at most 64 characters). The kinds
+--   known today are listed in each column's comment.
 -- * Constraints: the lists the application owns (run, tool call and interruption
 --   statuses), the two guardrail kinds and the shapes of definitions (MCP
 --   transports, tool use behaviour, instructions): a bad value there is a bug in
@@ -17,50 +17,136 @@
 --
 -- What changes, by the SDK behaviour that needs it
 -- * Two agents may share a name (the SDK numbers them name#2 in a RunState), and
---   a tool name is unique per agent only: the global unique names go. A writer
---   that wants one row per definition keys it by the new `fingerprint` columns
---   (unique among live rows).
+--   tool names are the SDK's to keep apart (per agent, at run time): the global
+--   unique names go. A writer that wants one row per definition keys it by the
+--   new `fingerprint` columns (unique among live rows).
 -- * A handoff is identified by its tool name: two handoffs from one agent may
---   lead to the same agent under different names (agent_handoffs.tool_name; the
---   existing rows get the SDK's default name, transfer_to_<agent name>).
--- * runs.max_turns is NULL for an unlimited run, and a run stopped by
---   MaxTurnsExceeded reached turn max_turns + 1 (the SDK's own count).
--- * Output guardrails have no run_in_parallel in the SDK: they store NULL, and
---   input guardrails always say.
+--   lead to the same agent under different names (agent_handoffs.tool_name), and
+--   an agent may hand off to itself. Existing rows get their configuration's
+--   name override, or the SDK's default name, transfer_to_<agent name>; so does
+--   a new row that names none (a trigger, for writers built for version 2).
+-- * runs.max_turns is NULL for an unlimited run, and any number the SDK takes
+--   (it does not refuse 0); a run stopped by MaxTurnsExceeded reached it (the
+--   SDK counts the turn that went past it, version 2 stopped at it).
+-- * Output guardrails have no run_in_parallel in the SDK: they store NULL, input
+--   guardrails always say (a trigger fills true, the SDK's default, and NULL for
+--   output guardrails, so writers built for version 2 keep working).
 -- * A dynamic prompt (a function returning the prompt) is registered by name,
 --   like dynamic instructions: prompt_kind and prompt_ref.
--- * session_items.position has a default from an identity, so concurrent writers
---   never race for the same position (writers that lock the session row first,
---   as the shipped store does, also keep each batch contiguous).
--- * cache_write_tokens in the usage tables; model_responses.request_id, and
---   the token details the run's usage has.
+-- * session_items.position is filled when omitted: the next position of that
+--   session, taken under a lock on the session, so concurrent writers never
+--   race for it and each session's positions stay dense.
+-- * cache_write_tokens in the usage tables; model_responses.request_id, and the
+--   token details the run's usage has.
 -- * A response id is the provider's, not ours: no longer unique (the SDK's own
 --   ScriptedModel answers "resp-789" to every call), only indexed.
 -- * run_states.schema_version is the version the SDK wrote ($schemaVersion in
---   state_data): a trigger fills it from the state instead of the '1.0' default,
---   and a CHECK keeps the two equal.
+--   state_data): a trigger takes it from the state, a CHECK keeps the two equal.
+--   Rows whose state carries no version keep what they had.
 -- * Usage of a run is either one run-wide row or per-agent rows, never both: the
 --   document's usage query summed both (twice the tokens). An exclusion
---   constraint (btree_gist, a trusted extension like uuid-ossp) holds this even
---   for concurrent writers. A database that already mixes the two stops this
---   migration with a message; nothing is deleted for you.
+--   constraint (btree_gist) holds this even for concurrent writers.
 --
--- Not a schema matter: PostgreSQL cannot store U+0000 in text or jsonb. The
--- shipped store escapes it reversibly (see schemactl.agent_store); other writers
--- must do the same.
+-- Before any change, the file checks the data version 2 may hold and this
+-- version cannot: usage rows of both kinds for one run, two handoffs of one
+-- agent that would get one tool name. It stops with a message and a query
+-- that finds them; nothing is deleted or renamed for you. (With `psql -f`, the
+-- checks come first so a refusal leaves nothing half-done.)
+--
+-- Cost on a large database: one transaction holding ACCESS EXCLUSIVE locks on
+-- the tables it alters. Measured on PostgreSQL 15: the exclusion constraint
+-- builds a GiST index over usage_metrics (about 3.4 s for 500,000 rows), and
+-- run_states rows whose schema_version differs from their state's are rewritten
+-- (about 2.9 s for 200,000 states of 2 KB). The new CHECKs on the token
+-- columns are NOT VALID: the lists they replace held only such tokens, so
+-- scanning run_items would prove nothing; new rows are checked all the same.
+--
+-- Not a schema matter: PostgreSQL cannot store U+0000 (or a lone surrogate) in
+-- text or jsonb. The shipped store escapes them reversibly (see
+-- schemactl.agent_store); other writers must do the same.
+--
+-- Extensions: btree_gist, like uuid-ossp in 001, is trusted from PostgreSQL 13
+-- on (a database owner may create it); on 12, a superuser must.
+
+-- Data version 2 may hold and this version cannot ------------------------------
+DO $$
+DECLARE
+    mixed bigint;
+BEGIN
+    SELECT count(DISTINCT w.run_id) INTO mixed
+    FROM usage_metrics AS w
+    JOIN usage_metrics AS a ON a.run_id = w.run_id AND a.agent_id IS NOT NULL
+    WHERE w.agent_id IS NULL;
+    IF mixed > 0 THEN
+        RAISE EXCEPTION '% run(s) have both a run-wide and per-agent usage_metrics rows', mixed
+            USING HINT = 'Keep one kind per run (the per-agent rows add up to the '
+                'run-wide one), then migrate again: SELECT run_id FROM usage_metrics '
+                'WHERE agent_id IS NULL AND run_id IN (SELECT run_id FROM usage_metrics '
+                'WHERE agent_id IS NOT NULL)';
+    END IF;
+END;
+$$;
+
+DO $$
+DECLARE
+    clashes bigint;
+BEGIN
+    -- handoff_tool_name() below, inline: nothing is created before the checks.
+    SELECT count(*) INTO clashes FROM (
+        SELECT h.agent_id, coalesce(
+            (SELECT nullif(c.tool_name_override, '') FROM handoff_configs AS c
+             WHERE c.id = h.handoff_config_id AND c.deleted_at IS NULL),
+            lower(regexp_replace('transfer_to_' || a.name, '[^a-zA-Z0-9_]', '_', 'g')))
+        FROM agent_handoffs AS h JOIN agents AS a ON a.id = h.target_agent_id
+        GROUP BY 1, 2 HAVING count(*) > 1
+    ) AS twice;
+    IF clashes > 0 THEN
+        RAISE EXCEPTION '% agent(s) have two handoffs that would get one tool name', clashes
+            USING HINT = 'Give one of each pair a handoff_configs.tool_name_override '
+                '(the SDK''s default name is transfer_to_ and the target''s name, '
+                'lowercased, with every character but a-z, 0-9 and _ replaced by _), '
+                'then migrate again.';
+    END IF;
+END;
+$$;
 
 CREATE EXTENSION IF NOT EXISTS btree_gist;
 
+-- Handoff tool names as the SDK gives them -------------------------------------
+CREATE FUNCTION handoff_default_tool_name(target_agent_id uuid) RETURNS text
+LANGUAGE sql STABLE
+AS $$
+    -- The SDK's Handoff.default_tool_name: transfer_to_<name>, every character
+    -- but ASCII letters, digits and '_' replaced by '_', lowercased.
+    SELECT pg_catalog.lower(pg_catalog.regexp_replace(
+        'transfer_to_' || a.name, '[^a-zA-Z0-9_]', '_', 'g'))
+    FROM public.agents AS a WHERE a.id = target_agent_id
+$$;
+COMMENT ON FUNCTION handoff_default_tool_name(uuid) IS
+    'The tool name the SDK gives a handoff to this agent when none is set.';
+
+CREATE FUNCTION handoff_tool_name(target_agent_id uuid, handoff_config_id uuid)
+RETURNS text
+LANGUAGE sql STABLE
+AS $$
+    SELECT coalesce(
+        (SELECT nullif(c.tool_name_override, '')
+         FROM public.handoff_configs AS c
+         WHERE c.id = handoff_config_id AND c.deleted_at IS NULL),
+        public.handoff_default_tool_name(target_agent_id))
+$$;
+COMMENT ON FUNCTION handoff_tool_name(uuid, uuid) IS
+    'A handoff''s tool name: its live configuration''s override, else the '
+    'SDK''s default.';
+
+
 -- Data, not constraints: well-formed tokens ------------------------------------
--- Each new CHECK is NOT VALID: the list it replaces held only such tokens, so
--- scanning run_items (a big table) under this file's locks would prove nothing.
--- New rows are checked all the same.
 CREATE FUNCTION is_sdk_token(value text) RETURNS boolean
 LANGUAGE sql IMMUTABLE PARALLEL SAFE
-AS $$ SELECT value ~ '^[a-z0-9][a-z0-9_]{0,63}$' $$;
+AS $$ SELECT value OPERATOR(pg_catalog.~) '^[a-z0-9][a-z0-9_.-]{0,63}$' $$;
 COMMENT ON FUNCTION is_sdk_token(text) IS
     'True for a value of an SDK- or API-owned list (item kind, tool type, '
-    'effort level...): lowercase letters, digits and underscores, 1 to 64 long.';
+    'effort level...): lowercase letters, digits, _ . and -, 1 to 64 long.';
 
 ALTER TABLE run_items DROP CONSTRAINT run_items_item_type_check;
 ALTER TABLE run_items ADD CONSTRAINT run_items_item_type_check
@@ -83,6 +169,8 @@ COMMENT ON COLUMN tools.tool_type IS
 ALTER TABLE interruptions DROP CONSTRAINT interruptions_interruption_type_check;
 ALTER TABLE interruptions ADD CONSTRAINT interruptions_interruption_type_check
     CHECK (is_sdk_token(interruption_type)) NOT VALID;
+COMMENT ON COLUMN interruptions.interruption_type IS
+    'Known today: tool_approval, mcp_approval.';
 
 ALTER TABLE model_settings DROP CONSTRAINT model_settings_reasoning_effort_check;
 ALTER TABLE model_settings ADD CONSTRAINT model_settings_reasoning_effort_check
@@ -111,6 +199,10 @@ COMMENT ON COLUMN agents.fingerprint IS
     'writer: one live row per fingerprint.';
 CREATE UNIQUE INDEX agents_fingerprint_live_key ON agents (fingerprint)
     WHERE deleted_at IS NULL;
+COMMENT ON TABLE agents IS
+    'Agent definitions: instructions and prompt (static or dynamic), model and '
+    'settings, output type, tool use behavior. Names may repeat; a writer keys '
+    'definitions by fingerprint. Soft-deleted via deleted_at.';
 
 DROP INDEX tools_name_live_key;
 CREATE INDEX tools_name_idx ON tools (name) WHERE deleted_at IS NULL;
@@ -136,33 +228,45 @@ COMMENT ON COLUMN agents.prompt_ref IS
 
 -- Handoffs are keyed by their tool name ---------------------------------------
 ALTER TABLE agent_handoffs ADD COLUMN tool_name text;
-UPDATE agent_handoffs AS h
-SET tool_name = coalesce(
-    (SELECT c.tool_name_override FROM handoff_configs AS c
-     WHERE c.id = h.handoff_config_id),
-    -- The SDK's Handoff.default_tool_name.
-    lower(regexp_replace('transfer_to_' || t.name, '[^a-zA-Z0-9_]', '_', 'g'))
-)
-FROM agents AS t
-WHERE t.id = h.target_agent_id;
+UPDATE agent_handoffs
+SET tool_name = handoff_tool_name(target_agent_id, handoff_config_id);
 ALTER TABLE agent_handoffs
     ALTER COLUMN tool_name SET NOT NULL,
     ADD CONSTRAINT agent_handoffs_tool_name_check CHECK (tool_name <> ''),
+    DROP CONSTRAINT agent_handoffs_not_self_check,
     DROP CONSTRAINT agent_handoffs_pkey,
     ADD PRIMARY KEY (agent_id, tool_name);
 COMMENT ON COLUMN agent_handoffs.tool_name IS
-    'The handoff''s tool name as the model sees it (Handoff.tool_name).';
+    'The handoff''s tool name as the model sees it (Handoff.tool_name); when '
+    'omitted, its configuration''s override or the SDK''s default.';
 -- The old key served lookups by (agent, target); keep one index for them.
 CREATE INDEX agent_handoffs_agent_id_target_agent_id_idx
     ON agent_handoffs (agent_id, target_agent_id);
 
--- Runs: unlimited turns, and the turn that exceeded the limit -----------------
+CREATE FUNCTION agent_handoffs_fill_tool_name() RETURNS trigger
+LANGUAGE plpgsql AS $$
+BEGIN
+    NEW.tool_name := coalesce(
+        NEW.tool_name, handoff_tool_name(NEW.target_agent_id, NEW.handoff_config_id));
+    RETURN NEW;
+END;
+$$;
+COMMENT ON FUNCTION agent_handoffs_fill_tool_name() IS
+    'Trigger function: a handoff without a tool name gets the one the SDK '
+    'would give it.';
+CREATE TRIGGER agent_handoffs_fill_tool_name BEFORE INSERT ON agent_handoffs
+    FOR EACH ROW EXECUTE FUNCTION agent_handoffs_fill_tool_name();
+
+-- Runs: any turn limit the SDK takes, and the turn that went past it ----------
 ALTER TABLE runs
     ALTER COLUMN max_turns DROP NOT NULL,
+    DROP CONSTRAINT runs_max_turns_check,
     DROP CONSTRAINT runs_turns_check,
     ADD CONSTRAINT runs_turns_check CHECK (
-        current_turn <= max_turns
-        OR (status = 'max_turns_exceeded' AND current_turn = max_turns + 1)
+        CASE WHEN status = 'max_turns_exceeded'
+            THEN max_turns IS NOT NULL AND current_turn >= max_turns
+            ELSE max_turns IS NULL OR current_turn <= max_turns
+        END
     );
 COMMENT ON COLUMN runs.max_turns IS 'NULL: the run had no turn limit.';
 
@@ -175,19 +279,50 @@ UPDATE guardrails SET run_in_parallel = NULL WHERE guardrail_type = 'output';
 ALTER TABLE guardrails ADD CONSTRAINT guardrails_parallel_input_only_check CHECK (
     (guardrail_type = 'input') = (run_in_parallel IS NOT NULL)
 );
+COMMENT ON COLUMN guardrails.run_in_parallel IS
+    'Input guardrails only (true when omitted, as in the SDK); NULL for output '
+    'guardrails.';
 
--- Session positions from an identity ------------------------------------------
-ALTER TABLE session_items
-    ALTER COLUMN position ADD GENERATED BY DEFAULT AS IDENTITY (MINVALUE 0);
-DO $$
+CREATE FUNCTION guardrails_fill_run_in_parallel() RETURNS trigger
+LANGUAGE plpgsql AS $$
 BEGIN
-    PERFORM setval(
-        pg_get_serial_sequence('session_items', 'position'),
-        coalesce((SELECT max(position) + 1 FROM session_items), 0),
-        false
-    );
+    NEW.run_in_parallel := CASE NEW.guardrail_type
+        WHEN 'input' THEN coalesce(NEW.run_in_parallel, true)
+        WHEN 'output' THEN NULL
+        ELSE NEW.run_in_parallel
+    END;
+    RETURN NEW;
 END;
 $$;
+COMMENT ON FUNCTION guardrails_fill_run_in_parallel() IS
+    'Trigger function: input guardrails default to running in parallel; output '
+    'guardrails have no such flag.';
+CREATE TRIGGER guardrails_fill_run_in_parallel
+    BEFORE INSERT OR UPDATE OF guardrail_type, run_in_parallel ON guardrails
+    FOR EACH ROW EXECUTE FUNCTION guardrails_fill_run_in_parallel();
+
+-- Session positions: the session's next one, under its row lock ---------------
+-- SECURITY DEFINER: a role that may only INSERT items gets positions too (it
+-- needs no SELECT on the items nor a row lock on the session). The lock is a
+-- transaction advisory lock on the session, so writers of one session take
+-- turns here; rows an INSERT already added are visible to its later rows, so a
+-- multi-row INSERT gets consecutive positions.
+CREATE FUNCTION session_items_fill_position() RETURNS trigger
+LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $$
+BEGIN
+    IF NEW.position IS NULL THEN
+        PERFORM pg_advisory_xact_lock(hashtextextended(NEW.session_id::text, 3));
+        SELECT coalesce(max(i.position) + 1, 0) INTO NEW.position
+        FROM public.session_items AS i WHERE i.session_id = NEW.session_id;
+    END IF;
+    RETURN NEW;
+END;
+$$;
+COMMENT ON FUNCTION session_items_fill_position() IS
+    'Trigger function: an item without a position goes after the last item of '
+    'its session.';
+CREATE TRIGGER session_items_fill_position BEFORE INSERT ON session_items
+    FOR EACH ROW EXECUTE FUNCTION session_items_fill_position();
 
 -- Usage: cache writes, request ids, one kind of row per run -------------------
 ALTER TABLE usage_metrics
@@ -209,37 +344,28 @@ CREATE INDEX model_responses_response_id_idx ON model_responses (response_id)
 COMMENT ON COLUMN model_responses.request_id IS
     'The provider''s request id (ModelResponse.request_id), for support tickets.';
 
-DO $$
-DECLARE
-    mixed bigint;
-BEGIN
-    SELECT count(DISTINCT w.run_id) INTO mixed
-    FROM usage_metrics AS w
-    JOIN usage_metrics AS a ON a.run_id = w.run_id AND a.agent_id IS NOT NULL
-    WHERE w.agent_id IS NULL;
-    IF mixed > 0 THEN
-        RAISE EXCEPTION '% run(s) have both a run-wide and per-agent usage_metrics rows', mixed
-            USING HINT = 'Keep one kind per run (the per-agent rows add up to the '
-                'run-wide one), then migrate again: SELECT run_id FROM usage_metrics '
-                'WHERE agent_id IS NULL AND run_id IN (SELECT run_id FROM usage_metrics '
-                'WHERE agent_id IS NOT NULL)';
-    END IF;
-END;
-$$;
+-- The boolean is cast to int: btree_gist has boolean only from version 1.7
+-- (PostgreSQL 15), and a cluster upgraded from 14 keeps 1.6.
 ALTER TABLE usage_metrics ADD CONSTRAINT usage_metrics_one_kind_per_run_excl
-    EXCLUDE USING gist (run_id WITH =, (agent_id IS NULL) WITH <>);
+    EXCLUDE USING gist (run_id WITH =, ((agent_id IS NULL)::int) WITH <>);
+COMMENT ON TABLE usage_metrics IS
+    'Aggregated Usage of a run: one run-wide row (agent_id NULL) or one row per '
+    'agent, never both, so summing a run''s rows counts each token once. '
+    'Requests, tokens with cached, cache write and reasoning details, cost.';
 
 -- Run states: the SDK's own schema version ------------------------------------
 CREATE FUNCTION run_states_schema_version_from_state() RETURNS trigger
 LANGUAGE plpgsql AS $$
 BEGIN
-    NEW.schema_version := coalesce(NEW.schema_version, NEW.state_data ->> '$schemaVersion');
+    IF NEW.state_data ? '$schemaVersion' THEN
+        NEW.schema_version := NEW.state_data ->> '$schemaVersion';
+    END IF;
     RETURN NEW;
 END;
 $$;
 COMMENT ON FUNCTION run_states_schema_version_from_state() IS
-    'Trigger function: a run state without schema_version gets the one its '
-    'state_data carries ($schemaVersion).';
+    'Trigger function: schema_version is the $schemaVersion its state_data '
+    'carries, when it carries one.';
 UPDATE run_states SET schema_version = state_data ->> '$schemaVersion'
 WHERE schema_version IS DISTINCT FROM state_data ->> '$schemaVersion'
   AND state_data ? '$schemaVersion';
@@ -252,5 +378,5 @@ ALTER TABLE run_states
 CREATE TRIGGER run_states_schema_version BEFORE INSERT OR UPDATE ON run_states
     FOR EACH ROW EXECUTE FUNCTION run_states_schema_version_from_state();
 COMMENT ON COLUMN run_states.schema_version IS
-    'RunState''s $schemaVersion (1.21 in openai-agents 0.24); taken from '
-    'state_data when not given, NULL when the state carries none.';
+    'RunState''s $schemaVersion (1.21 in openai-agents 0.24), taken from '
+    'state_data; NULL for a new state that carries none.';

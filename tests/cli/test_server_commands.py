@@ -10,7 +10,7 @@ import sys
 import threading
 import uuid
 from collections.abc import Iterator
-from contextlib import closing, contextmanager
+from contextlib import closing, contextmanager, suppress
 from typing import Any
 
 import psycopg
@@ -123,7 +123,8 @@ def proxy(port: int, server: dict[str, Any]) -> Iterator[None]:
     target = (server.get("host", "127.0.0.1"), int(server.get("port", 5432)))
 
     def pipe(source: socket.socket, sink: socket.socket) -> None:
-        with closing(source), closing(sink):
+        # The other direction's thread may close both sockets first.
+        with closing(source), closing(sink), suppress(OSError):
             while data := source.recv(65536):
                 sink.sendall(data)
 

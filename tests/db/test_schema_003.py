@@ -4,16 +4,18 @@ database at version 2 with data in it upgrades (and goes back) cleanly."""
 from __future__ import annotations
 
 import threading
+import uuid
 from pathlib import Path
 
 import psycopg
 import pytest
-from psycopg import errors
+from psycopg import errors, sql
 
 from schemactl import runner
 from schemactl.config import Settings
 from schemactl.errors import MigrationFailed
 from tests.catalog import catalog_snapshot
+from tests.cli.test_targets import role_url
 from tests.db.test_shipped_schema import USAGE_QUERY, make_agent, make_run, one
 
 SQL_DIR = Path(__file__).resolve().parents[2] / "sql"
@@ -99,33 +101,61 @@ def test_two_handoffs_to_one_agent_under_different_tool_names(schema_db):
 
 def test_unlimited_and_exceeded_runs(schema_db):
     agent = make_agent(schema_db)
-    schema_db.execute(
-        "INSERT INTO runs (agent_id, input, max_turns, current_turn) "
-        "VALUES (%s, '1', NULL, 500)",
-        (agent,),
-    )
-    exceeded = (
+    insert = (
         "INSERT INTO runs (agent_id, input, max_turns, current_turn, status, "
-        "completed_at) VALUES (%s, '1', 3, %s, %s, now())"
+        "completed_at) VALUES (%s, '1', %s, %s, %s, %s)"
     )
-    schema_db.execute(exceeded, (agent, 4, "max_turns_exceeded"))
-    with pytest.raises(errors.CheckViolation):
-        schema_db.execute(exceeded, (agent, 4, "completed"))
-    with pytest.raises(errors.CheckViolation):
-        schema_db.execute(exceeded, (agent, 5, "max_turns_exceeded"))
+    schema_db.execute(insert, (agent, None, 500, "running", None))
+    # The SDK takes any limit (0 too) and counts the turn that went past it.
+    schema_db.execute(insert, (agent, 0, 1, "max_turns_exceeded", "now"))
+    schema_db.execute(insert, (agent, 3, 4, "max_turns_exceeded", "now"))
+    for max_turns, turn, status in [
+        (3, 4, "completed"),
+        (3, 2, "max_turns_exceeded"),
+        (None, 4, "max_turns_exceeded"),
+    ]:
+        with pytest.raises(errors.CheckViolation):
+            schema_db.execute(insert, (agent, max_turns, turn, status, "now"))
 
 
-def test_output_guardrails_store_no_parallel_flag(schema_db):
+def test_guardrails_keep_the_sdks_parallel_flag(schema_db):
     insert = (
         "INSERT INTO guardrails (name, guardrail_type, run_in_parallel) "
         "VALUES (%s, %s, %s)"
     )
     schema_db.execute(insert, ("pii", "output", None))
     schema_db.execute(insert, ("topic", "input", False))
+    # What writers built for version 2 send: a flag on an output guardrail, or
+    # none on an input guardrail (the SDK's default is to run in parallel).
+    schema_db.execute(insert, ("tone", "output", True))
+    schema_db.execute(
+        "INSERT INTO guardrails (name, guardrail_type) VALUES ('jailbreak', 'input')"
+    )
+    rows = schema_db.execute(
+        "SELECT name, run_in_parallel FROM guardrails ORDER BY 1"
+    ).fetchall()
+    assert rows == [
+        ("jailbreak", True), ("pii", None), ("tone", None), ("topic", False),
+    ]  # fmt: skip
     with pytest.raises(errors.CheckViolation):
-        schema_db.execute(insert, ("tone", "output", True))
-    with pytest.raises(errors.CheckViolation):
-        schema_db.execute(insert, ("jailbreak", "input", None))
+        schema_db.execute(
+            "UPDATE guardrails SET guardrail_type = 'sideways' WHERE name = 'pii'"
+        )
+
+
+def test_handoffs_without_a_tool_name_get_the_sdks(schema_db):
+    triage = make_agent(schema_db, "triage")
+    billing = make_agent(schema_db, "Billing Desk")
+    schema_db.execute(
+        "INSERT INTO agent_handoffs (agent_id, target_agent_id) VALUES (%s, %s), "
+        "(%s, %s)",
+        (triage, billing, triage, triage),
+    )
+    rows = schema_db.execute(
+        "SELECT tool_name FROM agent_handoffs ORDER BY 1"
+    ).fetchall()
+    # A handoff to itself too: the SDK allows it.
+    assert rows == [("transfer_to_billing_desk",), ("transfer_to_triage",)]
 
 
 def test_dynamic_prompts_are_registered_by_name(schema_db):
@@ -170,7 +200,42 @@ def test_concurrent_session_writers_never_race_for_a_position(schema_url, schema
     for thread in threads:
         thread.join()
     assert failures == []
-    assert one(schema_db, "SELECT count(DISTINCT position) FROM session_items") == 100
+    # Dense: the positions are exactly 0..99.
+    positions = schema_db.execute(
+        "SELECT array_agg(position ORDER BY position) FROM session_items"
+    ).fetchone()
+    assert positions == (list(range(100)),)
+
+
+def test_a_role_that_may_only_insert_items_gets_positions(
+    server_conninfo, schema_url, schema_db
+):
+    session = one(
+        schema_db, "INSERT INTO sessions (session_key) VALUES ('s') RETURNING id"
+    )
+    role = f"schemactl_items_{uuid.uuid4().hex[:12]}"
+    schema_db.execute(sql.SQL("CREATE ROLE {} LOGIN").format(sql.Identifier(role)))
+    try:
+        schema_db.execute(
+            sql.SQL("GRANT INSERT ON session_items TO {}").format(sql.Identifier(role))
+        )
+        url = role_url(server_conninfo, schema_db.info.dbname, role)
+        with psycopg.connect(url, autocommit=True) as writer:
+            for _ in range(2):
+                writer.execute(
+                    "INSERT INTO session_items (session_id, item_data) "
+                    "VALUES (%s, '{}')",
+                    (session,),
+                )
+    finally:
+        schema_db.execute(
+            sql.SQL("DROP OWNED BY {}; DROP ROLE {}").format(
+                sql.Identifier(role), sql.Identifier(role)
+            )
+        )
+    assert schema_db.execute(
+        "SELECT array_agg(position ORDER BY position) FROM session_items"
+    ).fetchone() == ([0, 1],)
 
 
 def test_a_run_keeps_one_kind_of_usage_row_so_the_documents_query_adds_up(
@@ -190,6 +255,22 @@ def test_a_run_keeps_one_kind_of_usage_row_so_the_documents_query_adds_up(
     assert [(name, ins) for name, ins, _, _ in usage] == [("triage", 2500)]
 
 
+def test_a_run_state_moves_to_a_newer_schema_version(schema_db):
+    run = make_run(schema_db, make_agent(schema_db))
+    state = one(
+        schema_db,
+        "INSERT INTO run_states (run_id, state_data, schema_version) "
+        "VALUES (%s, '{\"$schemaVersion\": \"1.21\"}', '1.0') RETURNING id",
+        (run,),
+    )
+    schema_db.execute(
+        'UPDATE run_states SET state_data = \'{"$schemaVersion": "1.22"}\' '
+        "WHERE id = %s",
+        (state,),
+    )
+    assert one(schema_db, "SELECT schema_version FROM run_states") == "1.22"
+
+
 def test_run_state_schema_version_is_the_one_in_the_state(schema_db):
     run = make_run(schema_db, make_agent(schema_db))
     insert = (
@@ -197,8 +278,9 @@ def test_run_state_schema_version_is_the_one_in_the_state(schema_db):
         "VALUES (%s, %s, %s, false)"
     )
     schema_db.execute(insert, (run, '{"$schemaVersion": "1.21"}', "1.21"))
-    with pytest.raises(errors.CheckViolation):
-        schema_db.execute(insert, (run, '{"$schemaVersion": "1.21"}', "1.0"))
+    # The state wins over what a writer says (version 2's default, say).
+    schema_db.execute(insert, (run, '{"$schemaVersion": "1.21"}', "1.0"))
+    assert one(schema_db, "SELECT DISTINCT schema_version FROM run_states") == "1.21"
     taken = one(
         schema_db,
         "INSERT INTO run_states (run_id, state_data, is_active) "
@@ -310,6 +392,38 @@ def test_a_version_2_database_mixing_usage_rows_is_refused_with_a_hint(version2)
     assert one(conn, "SELECT max(version) FROM schema_migrations") == 2
 
 
+def test_two_version_2_handoffs_that_would_share_a_tool_name_are_refused(version2):
+    settings, conn = version2
+    triage = make_agent(conn, "triage")
+    for name in ("Billing Agent", "billing-agent"):
+        conn.execute(
+            "INSERT INTO agent_handoffs (agent_id, target_agent_id) VALUES (%s, %s)",
+            (triage, make_agent(conn, name)),
+        )
+    with pytest.raises(MigrationFailed, match="two handoffs") as caught:
+        runner.migrate(settings)
+    assert caught.value.hint is not None
+    assert "tool_name_override" in caught.value.hint
+    assert one(conn, "SELECT max(version) FROM schema_migrations") == 2
+
+
+def test_an_old_btree_gist_is_enough(database_url):
+    # btree_gist 1.6 (PostgreSQL 14, or a cluster upgraded from it) has no
+    # boolean operator class.
+    with psycopg.connect(database_url, autocommit=True) as conn:
+        conn.execute("CREATE EXTENSION btree_gist VERSION '1.6'")
+    runner.migrate(Settings(directory=SQL_DIR, database_url=database_url))
+    with psycopg.connect(database_url) as conn:
+        run = make_run(conn, make_agent(conn))
+        conn.execute("INSERT INTO usage_metrics (run_id) VALUES (%s)", (run,))
+        with pytest.raises(errors.ExclusionViolation):
+            conn.execute(
+                "INSERT INTO usage_metrics (run_id, agent_id) "
+                "SELECT %s, agent_id FROM runs",
+                (run,),
+            )
+
+
 def test_down_returns_to_the_version_2_catalog(version2):
     settings, conn = version2
     before = catalog_snapshot(conn)
@@ -328,3 +442,15 @@ def test_down_refuses_rows_version_2_cannot_hold(version2):
         runner.rollback(settings, target=2)
     assert one(conn, "SELECT max(version) FROM schema_migrations") == 3
     assert one(conn, "SELECT count(*) FROM agents WHERE name = 'twin'") == 2
+
+
+def test_down_refuses_to_lose_a_dynamic_prompt(version2):
+    settings, conn = version2
+    runner.migrate(settings)
+    conn.execute(
+        "INSERT INTO agents (name, prompt_kind, prompt_ref) "
+        "VALUES ('dyn', 'dynamic', 'app.prompts.make')"
+    )
+    with pytest.raises(MigrationFailed, match="dynamic prompt"):
+        runner.rollback(settings, target=2)
+    assert one(conn, "SELECT prompt_ref FROM agents") == "app.prompts.make"
