@@ -16,3 +16,5 @@ fi
 export DATABASE_URL="$url"
 .venv/bin/schemactl migrate
 .venv/bin/schemactl status
+# One agent run kept by schemactl.agent_store (the `agents` extra), no network.
+.venv/bin/python scripts/agent_demo.py

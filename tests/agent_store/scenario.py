@@ -19,12 +19,14 @@ from agents import (
     RunContextWrapper,
     ToolGuardrailFunctionOutput,
     ToolInputGuardrailData,
+    ToolOutputGuardrailData,
     function_tool,
     handoff,
     input_guardrail,
     output_guardrail,
     set_tracing_disabled,
     tool_input_guardrail,
+    tool_output_guardrail,
 )
 from agents.testing import ModelStep, ScriptedModel, assistant_message, function_call
 from agents.usage import Usage
@@ -51,19 +53,36 @@ def usage(input_tokens: int, output_tokens: int, *, cached: int = 0) -> Usage:
     )
 
 
+@tool_output_guardrail
+def no_card_in_output(data: ToolOutputGuardrailData) -> ToolGuardrailFunctionOutput:
+    return ToolGuardrailFunctionOutput.allow(output_info={"checked": True})
+
+
 @tool_input_guardrail
 def known_city(data: ToolInputGuardrailData) -> ToolGuardrailFunctionOutput:
     city = json.loads(data.context.tool_arguments or "{}").get("city")
     return ToolGuardrailFunctionOutput.allow(output_info={"city": city})
 
 
-@function_tool(tool_input_guardrails=[known_city])
+@function_tool(
+    tool_input_guardrails=[known_city], tool_output_guardrails=[no_card_in_output]
+)
 def get_weather(city: str) -> str:
     """Tell the weather in a city."""
     return f"sunny in {city}"
 
 
-@function_tool(needs_approval=True)
+@tool_input_guardrail
+def sane_amount(data: ToolInputGuardrailData) -> ToolGuardrailFunctionOutput:
+    amount = json.loads(data.context.tool_arguments or "{}").get("amount", 0)
+    return ToolGuardrailFunctionOutput.allow(output_info={"amount": amount})
+
+
+@function_tool(
+    needs_approval=True,
+    tool_input_guardrails=[sane_amount],
+    tool_output_guardrails=[no_card_in_output],
+)
 def refund(order_id: str, amount: float) -> str:
     """Refund an order (a human approves it first)."""
     return f"refunded {amount} for {order_id}"

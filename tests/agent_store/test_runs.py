@@ -13,9 +13,11 @@ from typing import Any
 
 import psycopg
 import pytest
-from agents import Agent, SQLiteSession, function_tool
+from agents import Agent, SQLiteSession, WebSearchTool, function_tool
 from agents.exceptions import InputGuardrailTripwireTriggered, MaxTurnsExceeded
 from agents.testing import ScriptedModel, assistant_message, function_call
+from openai.types.responses import ResponseFunctionWebSearch
+from openai.types.responses.response_function_web_search import ActionSearch
 
 from schemactl.agent_store import AgentStore, StoreError
 from tests.agent_store import scenario
@@ -218,7 +220,8 @@ def test_a_run_resumes_once_and_only_while_interrupted(schema_url, db):
     outcomes = sorted([first, second], key=lambda o: isinstance(o, StoreError))
     assert outcomes[0]["last_agent"] == "billing"
     assert isinstance(outcomes[1], StoreError)
-    assert "it is running" in str(outcomes[1]) or "it is completed" in str(outcomes[1])
+    refusal = str(outcomes[1])
+    assert "another process runs it" in refusal or "it is completed" in refusal
     with pytest.raises(StoreError, match="it is completed"):
         asyncio.run(scenario.resume(schema_url, str(run_id)))
     assert scalar(db, "SELECT count(*) FROM model_responses") == 4
@@ -336,3 +339,34 @@ def test_a_run_with_another_kind_of_session_is_stored(schema_url, db):
     asyncio.run(go())
     assert rows(db, "SELECT status, session_id FROM runs") == [("completed", None)]
     assert scalar(db, "SELECT count(*) FROM session_items") == 0
+
+
+def test_a_hosted_tool_call_is_kept_under_its_tool(schema_url, db):
+    search = ResponseFunctionWebSearch(
+        id="ws_1",
+        status="completed",
+        type="web_search_call",
+        action=ActionSearch(type="search", query="weather in Oslo"),
+    )
+    model = ScriptedModel([[search, assistant_message("Sunny.")]])
+    agent = Agent(name="searcher", model=model, tools=[WebSearchTool()])
+
+    async def go() -> None:
+        async with AgentStore(schema_url) as store:
+            await store.run(agent, "weather?")
+
+    asyncio.run(go())
+    assert rows(
+        db,
+        "SELECT c.call_id, c.tool_name, c.tool_type, t.name, c.arguments, c.status "
+        "FROM tool_calls c JOIN tools t ON t.id = c.tool_id",
+    ) == [
+        (
+            "ws_1",
+            "web_search",
+            "web_search",
+            "web_search",
+            {"type": "search", "query": "weather in Oslo"},
+            "completed",
+        )
+    ]

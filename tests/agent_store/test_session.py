@@ -9,7 +9,7 @@ from typing import Any
 import psycopg
 import pytest
 from agents import Agent, function_tool
-from agents.memory import Session, SessionABC, SessionSettings
+from agents.memory import Session, SessionABC, SessionSettings, SQLiteSession
 from agents.testing import ScriptedModel, assistant_message, function_call
 
 from schemactl.agent_store import AgentStore, PostgresSession
@@ -135,3 +135,25 @@ def test_concurrent_writers_keep_each_batch_whole_and_pops_distinct(schema_url, 
         assert [prefix for prefix, _ in batch] == [batch[0][0]] * 4
         assert [index for _, index in batch] == ["0", "1", "2", "3"]
     assert db.execute("SELECT count(*) FROM session_items").fetchone() == (150,)
+
+
+def test_limits_and_odd_ids_read_as_in_the_sdks_sqlite_session(schema_url):
+    items: list[Any] = [{"role": "user", "content": str(i)} for i in range(3)]
+
+    async def compare() -> None:
+        sqlite = SQLiteSession("odd\x00id")
+        async with AgentStore(schema_url) as store:
+            ours = store.session("odd\x00id")
+            for session in (sqlite, ours):
+                await session.add_items(items)
+                await session.add_items([])
+            for limit in (None, -1, 0, 2, 10):
+                assert await ours.get_items(limit) == await sqlite.get_items(limit)
+            assert await ours.pop_item() == await sqlite.pop_item()
+            await ours.clear_session()
+            await sqlite.clear_session()
+            assert await ours.pop_item() is None
+            assert await sqlite.pop_item() is None
+            assert await store.session("odd").get_items() == []
+
+    asyncio.run(compare())

@@ -13,12 +13,15 @@ from schemactl.agent_store.jsonsafe import (
     NUL_MARKER,
     dumps,
     escape_nul,
+    redact_secrets,
     to_json,
     unescape_nul,
 )
 
+# Every code point, lone surrogates included (Python strings may hold them).
+any_text = st.text(st.characters(exclude_categories=()))
 json_values = st.recursive(
-    st.none() | st.booleans() | st.integers() | st.text(),
+    st.none() | st.booleans() | st.integers() | any_text,
     lambda children: (
         st.lists(children, max_size=4)
         | st.dictionaries(st.text(), children, max_size=4)
@@ -34,9 +37,12 @@ json_values = st.recursive(
 @example(NUL_MARKER + "\\0")
 @example({"\x00key": ["\x00", NUL_MARKER + "x"]})
 @example("\\")
-def test_escaping_round_trips_and_leaves_no_nul(value):
+@example("\ud83d")
+@example("a\\s\udfff\x00")
+def test_escaping_round_trips_and_leaves_nothing_postgresql_refuses(value):
     escaped = escape_nul(value)
     assert "\\u0000" not in json.dumps(escaped)
+    json.dumps(escaped, ensure_ascii=False).encode()  # no lone surrogate left
     assert unescape_nul(escaped) == value
 
 
@@ -71,3 +77,16 @@ def test_dataclasses_and_floats_jsonb_cannot_hold():
         y: float
 
     assert to_json(Point(1.5, float("nan"))) == {"x": 1.5, "y": "nan"}
+
+
+def test_credentials_are_redacted_but_their_keys_stay():
+    settings = {
+        "extra_headers": {"Authorization": "Bearer sk-1", "X-Team": "a"},
+        "temperature": 0.2,
+        "tool_config": {"server_url": "https://mcp", "authorization": "tok"},
+    }
+    assert redact_secrets(settings) == {
+        "extra_headers": {"Authorization": "<redacted>", "X-Team": "<redacted>"},
+        "temperature": 0.2,
+        "tool_config": {"server_url": "https://mcp", "authorization": "<redacted>"},
+    }

@@ -5,6 +5,17 @@ psycopg's connection pool. The CLI never imports this package.
 """
 
 from schemactl.agent_store.session import PostgresSession
-from schemactl.agent_store.store import AgentStore, StoredRun, StoreError
+from schemactl.agent_store.store import (
+    AgentStore,
+    RecordingFailed,
+    StoredRun,
+    StoreError,
+)
 
-__all__ = ["AgentStore", "PostgresSession", "StoreError", "StoredRun"]
+__all__ = [
+    "AgentStore",
+    "PostgresSession",
+    "RecordingFailed",
+    "StoreError",
+    "StoredRun",
+]

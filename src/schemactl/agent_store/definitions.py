@@ -21,7 +21,13 @@ from agents.guardrail import InputGuardrail, OutputGuardrail
 from agents.tool import FunctionTool, Tool
 from psycopg import AsyncConnection
 
-from schemactl.agent_store.jsonsafe import dotted_name, dumps, to_json
+from schemactl.agent_store.jsonsafe import (
+    dotted_name,
+    dumps,
+    escape_text,
+    redact_secrets,
+    to_json,
+)
 
 INSERT_AGENT = """
     INSERT INTO agents (
@@ -155,7 +161,8 @@ def agent_definition(agent: Agent[Any]) -> dict[str, Any]:
         "prompt": _static_or_ref(agent.prompt),
         "handoff_description": agent.handoff_description,
         "model": model_name(agent.model),
-        "model_settings": to_json(agent.model_settings),
+        # Credentials in extra headers or bodies are never stored, nor hashed.
+        "model_settings": redact_secrets(to_json(agent.model_settings)),
         "output": None if output is None else [output.name(), output.json_schema()],
         "tool_use_behavior": _tool_use_behavior(agent.tool_use_behavior),
         "reset_tool_choice": agent.reset_tool_choice,
@@ -204,16 +211,16 @@ async def _agent_row(conn: AsyncConnection[Any], agent: Agent[Any]) -> tuple[Any
     cursor = await conn.execute(
         INSERT_AGENT,
         (
-            agent.name,
+            _text(agent.name),
             key,
             instructions[0],
-            instructions[1] if instructions[0] == "static" else None,
-            instructions[1] if instructions[0] == "dynamic" else None,
+            _text(instructions[1]) if instructions[0] == "static" else None,
+            _text(instructions[1]) if instructions[0] == "dynamic" else None,
             prompt[0],
             dumps(prompt[1]) if prompt[0] == "static" and prompt[1] else None,
-            prompt[1] if prompt[0] == "dynamic" else None,
-            agent.handoff_description,
-            definition["model"],
+            _text(prompt[1]) if prompt[0] == "dynamic" else None,
+            _text(agent.handoff_description),
+            _text(definition["model"]),
             settings_id,
             None if output is None else output.name(),
             None if output is None else dumps(output.json_schema()),
@@ -276,10 +283,10 @@ async def _link_tools(
         await conn.execute(
             INSERT_TOOL,
             (
-                tool.name,
+                _text(tool.name),
                 key,
                 definition["tool_type"],
-                definition["description"],
+                _text(definition["description"]),
                 _dumps_or_none(definition["params_json_schema"]),
                 definition["strict_json_schema"],
                 None if target is None else ids.by_object.get(id(target)),
@@ -290,7 +297,7 @@ async def _link_tools(
         tool_id = await _id(conn, TOOL_BY_FINGERPRINT, (key,))
         await conn.execute(LINK_TOOL, (ids.of(agent), tool_id, position))
         for name, kind in definition["guardrails"]:
-            await conn.execute(INSERT_TOOL_GUARDRAIL, (tool_id, name, kind))
+            await conn.execute(INSERT_TOOL_GUARDRAIL, (tool_id, _text(name), kind))
 
 
 async def _link_handoffs(
@@ -304,8 +311,8 @@ async def _link_handoffs(
                 INSERT_HANDOFF_CONFIG,
                 (
                     ids.of(target),
-                    handoff.tool_name,
-                    handoff.tool_description,
+                    _text(handoff.tool_name),
+                    _text(handoff.tool_description),
                     dumps(handoff.input_json_schema),
                     handoff.strict_json_schema,
                     handoff.is_enabled
@@ -384,9 +391,10 @@ def _guardrails(
 def _guardrail_definition(
     guardrail: InputGuardrail[Any] | OutputGuardrail[Any],
 ) -> tuple[str, str, bool | None]:
+    name = escape_text(guardrail.get_name())
     if isinstance(guardrail, InputGuardrail):
-        return guardrail.get_name(), "input", guardrail.run_in_parallel
-    return guardrail.get_name(), "output", None
+        return name, "input", guardrail.run_in_parallel
+    return name, "output", None
 
 
 def _static_or_ref(value: Any) -> tuple[str, Any]:
@@ -436,7 +444,8 @@ def _needs_approval(tool: Tool) -> bool:
 def _tool_config(tool: Tool) -> Any:
     if isinstance(tool, FunctionTool):
         return {}
-    config = to_json(tool)
+    # A hosted MCP tool's authorization and headers are credentials.
+    config = redact_secrets(to_json(tool))
     return config if isinstance(config, dict) else {"value": config}
 
 
@@ -449,6 +458,11 @@ def _tool_guardrail_names(tool: Tool) -> list[tuple[str, str]]:
         for guardrail in getattr(tool, attribute, None) or []:
             names.append((guardrail.get_name(), kind))
     return names
+
+
+def _text(value: Any) -> str | None:
+    """A text column's value: NUL and lone surrogates escaped (jsonsafe.py)."""
+    return None if value is None else escape_text(str(value))
 
 
 def _dumps_or_none(value: Any) -> str | None:

@@ -4,12 +4,13 @@ Two things stand between an SDK value and a jsonb column:
 
 * Objects: raw items are pydantic models, final outputs may be dataclasses.
   ``to_json`` turns them into plain JSON values.
-* U+0000: jsonb (and text) refuse it, yet a tool output or a message may hold
-  it. ``escape_nul`` rewrites only the strings that hold a NUL, or that begin
-  with the marker below, as the marker followed by the string with every
-  backslash doubled and every NUL written ``\\0``; ``unescape_nul`` reverses it.
-  Every other string is stored exactly as it is, so queries on the columns keep
-  working for everything but those strings.
+* U+0000 and lone surrogates: jsonb (and text) refuse them, yet a tool output
+  or a message may hold them (Python strings may; UTF-8 may not). ``escape_nul``
+  rewrites only the strings that hold one, or that begin with the marker
+  below, as the marker followed by the string with every backslash doubled,
+  every NUL written ``\\0`` and every lone surrogate ``\\sXXXX`` (hex);
+  ``unescape_nul`` reverses it. Every other string is stored exactly as it is,
+  so queries on the columns keep working for everything but those strings.
 """
 
 from __future__ import annotations
@@ -17,12 +18,22 @@ from __future__ import annotations
 import dataclasses
 import enum
 import json
+import re
 from collections.abc import Mapping
 from typing import Any
 
 # A private-use code point: no text the SDK produces starts with it by chance,
 # and one that does is escaped too, so decoding never guesses.
 NUL_MARKER = "\ue000"
+# What PostgreSQL cannot store in text: NUL, and surrogates (no UTF-8 form).
+UNSTORABLE = re.compile("[\x00\ud800-\udfff]")
+SURROGATE = re.compile("[\ud800-\udfff]")
+# Keys whose values are credentials in model settings and tool configurations.
+SECRET_KEY = re.compile(
+    r"authorization|api[_-]?key|token|secret|password|cookie|headers|credential",
+    re.IGNORECASE,
+)
+REDACTED = "<redacted>"
 
 
 def escape_nul(value: Any) -> Any:
@@ -53,9 +64,10 @@ def escape_text(text: str) -> str:
 
 
 def _escape_string(text: str) -> str:
-    if "\x00" not in text and not text.startswith(NUL_MARKER):
+    if not text.startswith(NUL_MARKER) and not UNSTORABLE.search(text):
         return text
-    return NUL_MARKER + text.replace("\\", "\\\\").replace("\x00", "\\0")
+    escaped = text.replace("\\", "\\\\").replace("\x00", "\\0")
+    return NUL_MARKER + SURROGATE.sub(lambda m: f"\\s{ord(m.group()):04x}", escaped)
 
 
 def _unescape_string(text: str) -> str:
@@ -68,7 +80,12 @@ def _unescape_string(text: str) -> str:
             out.append(char)
             continue
         escaped = next(chars, "")
-        out.append("\x00" if escaped == "0" else escaped)
+        if escaped == "0":
+            out.append("\x00")
+        elif escaped == "s":
+            out.append(chr(int("".join(next(chars, "") for _ in range(4)), 16)))
+        else:
+            out.append(escaped)
     return "".join(out)
 
 
@@ -109,6 +126,26 @@ def dotted_name(function: Any) -> str:
     module = getattr(function, "__module__", None) or "?"
     qualname = getattr(function, "__qualname__", None) or type(function).__qualname__
     return f"{module}.{qualname}"
+
+
+def redact_secrets(value: Any) -> Any:
+    """Return JSON ``value`` with the value of every credential-like key (and
+    whole header maps) replaced by a marker; the keys stay, so one can see a
+    header was set."""
+    if isinstance(value, list):
+        return [redact_secrets(item) for item in value]
+    if isinstance(value, dict):
+        return {
+            k: _redact_all(v) if SECRET_KEY.search(k) else redact_secrets(v)
+            for k, v in value.items()
+        }
+    return value
+
+
+def _redact_all(value: Any) -> Any:
+    if isinstance(value, dict):
+        return {k: _redact_all(v) for k, v in value.items()}
+    return None if value is None else REDACTED
 
 
 def dumps(value: Any) -> str:

@@ -26,6 +26,7 @@ from agents.items import (
     ToolCallOutputItem,
 )
 from agents.tool import Tool
+from agents.usage import Usage
 from psycopg import AsyncConnection
 
 from schemactl.agent_store import definitions
@@ -38,7 +39,12 @@ COUNTS = """
             WHERE run_id = %(run)s AND guardrail_type = 'input'),
            (SELECT count(*) FROM guardrail_results
             WHERE run_id = %(run)s AND guardrail_type = 'output'),
-           (SELECT count(*) FROM tool_guardrail_results WHERE run_id = %(run)s)"""
+           (SELECT count(*) FROM tool_guardrail_results AS r
+            JOIN tool_guardrails AS g ON g.id = r.tool_guardrail_id
+            WHERE r.run_id = %(run)s AND g.guardrail_type = 'tool_input'),
+           (SELECT count(*) FROM tool_guardrail_results AS r
+            JOIN tool_guardrails AS g ON g.id = r.tool_guardrail_id
+            WHERE r.run_id = %(run)s AND g.guardrail_type = 'tool_output')"""
 INSERT_ITEM = """
     INSERT INTO run_items (
         run_id, agent_id, sequence, item_type, source_agent_id, target_agent_id,
@@ -74,8 +80,27 @@ INSERT_REQUEST_USAGE = """
         reasoning_tokens)
     VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s)"""
 TOOL_OF_AGENT = """
-    SELECT t.id, t.tool_type FROM agent_tools AS l JOIN tools AS t ON t.id = l.tool_id
-    WHERE l.agent_id = %s AND t.name = %s"""
+    SELECT t.id, t.tool_type, t.name FROM agent_tools AS l
+    JOIN tools AS t ON t.id = l.tool_id
+    WHERE l.agent_id = %s AND (t.name = %s OR t.tool_type = %s)
+    ORDER BY t.name = %s DESC, l.position
+    LIMIT 1"""
+# The item type of a hosted tool's call, by the tool type (tools.tool_type).
+HOSTED_CALL_TYPES = {
+    "web_search_call": "web_search",
+    "file_search_call": "file_search",
+    "computer_call": "computer",
+    "code_interpreter_call": "code_interpreter",
+    "image_generation_call": "image_generation",
+    "local_shell_call": "local_shell",
+    "shell_call": "shell",
+    "apply_patch_call": "apply_patch",
+    "mcp_call": "hosted_mcp",
+    "custom_tool_call": "custom",
+    "tool_search_call": "tool_search",
+    "program": "programmatic_tool_calling",
+    "function_call": "function",
+}
 DECISIONS = """
     SELECT call_id, status FROM interruptions
     WHERE run_id = %s AND status <> 'pending'"""
@@ -113,52 +138,63 @@ INSERT_TOOL_GUARDRAIL_RESULT = """
     INSERT INTO tool_guardrail_results (
         run_id, tool_guardrail_id, behavior, message, output_info)
     VALUES (%s, %s, %s, %s, %s::jsonb)"""
+# Only the state an interrupted run resumes from is kept: each snapshot holds
+# the whole history again, and a completed run needs none. A run that failed
+# keeps its last state, inactive, for whoever looks into the failure.
+DROP_STATES = "DELETE FROM run_states WHERE run_id = %s"
 RETIRE_STATES = """
     UPDATE run_states SET is_active = false WHERE run_id = %s AND is_active"""
 INSERT_STATE = """
     INSERT INTO run_states (run_id, state_data, current_turn, is_active)
-    VALUES (%s, %s::jsonb, %s, %s)"""
+    VALUES (%s, %s::jsonb, %s, true)"""
+RECORDED_USAGE = """
+    SELECT coalesce(sum(requests), 0), coalesce(sum(input_tokens), 0),
+           coalesce(sum(output_tokens), 0), coalesce(sum(total_tokens), 0),
+           coalesce(sum(cached_tokens), 0), coalesce(sum(cache_write_tokens), 0),
+           coalesce(sum(reasoning_tokens), 0)
+    FROM usage_metrics WHERE run_id = %s"""
 FINISH_RUN = """
     UPDATE runs SET
         status = %s, final_output = %s::jsonb, last_agent_id = %s,
         current_turn = greatest(current_turn, %s), error = %s::jsonb,
         completed_at = CASE WHEN %s THEN greatest(now(), started_at) END
     WHERE id = %s"""
-LINK_SESSION_ITEMS = """
-    UPDATE session_items SET run_id = %s
-    WHERE session_id = %s AND run_id IS NULL AND position > %s"""
 
 
 @dataclass
 class Outcome:
     """What a run produced, from a RunResult or from an error's run data."""
 
-    new_items: list[RunItem]
-    raw_responses: list[ModelResponse]
-    last_agent: Agent[Any] | None
-    input_guardrail_results: list[Any]
-    output_guardrail_results: list[Any]
-    tool_guardrail_results: list[tuple[str, Any]]
+    new_items: list[RunItem] = field(default_factory=list)
+    raw_responses: list[ModelResponse] = field(default_factory=list)
+    last_agent: Agent[Any] | None = None
+    input_guardrail_results: list[Any] = field(default_factory=list)
+    output_guardrail_results: list[Any] = field(default_factory=list)
+    tool_input_guardrail_results: list[Any] = field(default_factory=list)
+    tool_output_guardrail_results: list[Any] = field(default_factory=list)
     interruptions: list[ToolApprovalItem] = field(default_factory=list)
+    # The run's whole usage as the SDK counts it (nested agent-as-tool runs
+    # included), when known.
+    usage: Usage | None = None
 
     @classmethod
     def of(cls, result: Any) -> Outcome:
         """Read a RunResult or a RunErrorDetails (same names, fewer of them)."""
+        wrapper = getattr(result, "context_wrapper", None)
         return cls(
             new_items=list(result.new_items),
             raw_responses=list(result.raw_responses),
             last_agent=result.last_agent,
             input_guardrail_results=list(result.input_guardrail_results),
             output_guardrail_results=list(result.output_guardrail_results),
-            tool_guardrail_results=[
-                ("tool_input", r)
-                for r in getattr(result, "tool_input_guardrail_results", [])
-            ]
-            + [
-                ("tool_output", r)
-                for r in getattr(result, "tool_output_guardrail_results", [])
-            ],
+            tool_input_guardrail_results=list(
+                getattr(result, "tool_input_guardrail_results", [])
+            ),
+            tool_output_guardrail_results=list(
+                getattr(result, "tool_output_guardrail_results", [])
+            ),
             interruptions=list(getattr(result, "interruptions", []) or []),
+            usage=getattr(wrapper, "usage", None),
         )
 
 
@@ -180,7 +216,10 @@ class RecordingHooks(RunHooks[Any]):
     def __init__(self, inner: RunHooks[Any] | None = None) -> None:
         self.inner = inner
         self.response_agents: dict[int, Agent[Any]] = {}
+        # The responses themselves: a failure without run data still has them.
+        self.responses: list[ModelResponse] = []
         self.tool_times: dict[str, list[datetime | None]] = {}
+        self.tools_started = 0
 
     async def on_llm_start(self, context: Any, agent: Any, *args: Any) -> None:
         if self.inner is not None:
@@ -188,6 +227,7 @@ class RecordingHooks(RunHooks[Any]):
 
     async def on_llm_end(self, context: Any, agent: Any, response: Any) -> None:
         self.response_agents[id(response)] = agent
+        self.responses.append(response)
         if self.inner is not None:
             await self.inner.on_llm_end(context, agent, response)
 
@@ -204,6 +244,7 @@ class RecordingHooks(RunHooks[Any]):
             await self.inner.on_handoff(context, from_agent, to_agent)
 
     async def on_tool_start(self, context: Any, agent: Any, tool: Tool) -> None:
+        self.tools_started += 1
         call_id = getattr(context, "tool_call_id", None)
         if call_id:
             self.tool_times[call_id] = [datetime.now(UTC), None]
@@ -228,8 +269,8 @@ class RunWriter:
     ids: definitions.AgentIds
     root: Agent[Any]
     hooks: RecordingHooks
-    session_row: Any = None
-    session_watermark: int = -1
+    # The model the run config forces on every agent, if any.
+    model_override: str | None = None
 
     async def write(
         self, conn: AsyncConnection[Any], outcome: Outcome, final: Final
@@ -238,18 +279,28 @@ class RunWriter:
         cursor = await conn.execute(COUNTS, {"run": self.run_id})
         counts = await cursor.fetchone()
         assert counts is not None
-        items_done, responses_done, inputs_done, outputs_done, tools_done = counts
-        item_ids = await self._items(conn, outcome.new_items[items_done:], items_done)
-        await self._responses(
-            conn, outcome.raw_responses[responses_done:], responses_done
-        )
+        items, responses, inputs, outputs, tool_inputs, tool_outputs = counts
+        item_ids = await self._items(conn, outcome.new_items[items:], items)
+        await self._responses(conn, outcome.raw_responses[responses:], responses)
+        if outcome.usage is not None:
+            await self._unattributed_usage(conn, outcome)
         await self._tool_calls(conn, outcome, item_ids)
         await self._guardrails(
             conn,
-            outcome.input_guardrail_results[inputs_done:],
-            outcome.output_guardrail_results[outputs_done:],
+            outcome.input_guardrail_results[inputs:],
+            outcome.output_guardrail_results[outputs:],
         )
-        await self._tool_guardrails(conn, outcome.tool_guardrail_results[tools_done:])
+        await self._tool_guardrails(
+            conn,
+            [
+                ("tool_input", r)
+                for r in outcome.tool_input_guardrail_results[tool_inputs:]
+            ]
+            + [
+                ("tool_output", r)
+                for r in outcome.tool_output_guardrail_results[tool_outputs:]
+            ],
+        )
         await self._run_state(conn, final)
         await self._finish(conn, outcome, final)
 
@@ -288,17 +339,8 @@ class RunWriter:
         for offset, response in enumerate(responses):
             agent = self.hooks.response_agents.get(id(response), self.root)
             agent_id = self._agent_id(agent)
-            usage = response.usage
-            tokens = (
-                usage.requests,
-                usage.input_tokens,
-                usage.output_tokens,
-                usage.total_tokens,
-                usage.input_tokens_details.cached_tokens or 0,
-                getattr(usage.input_tokens_details, "cache_write_tokens", 0) or 0,
-                usage.output_tokens_details.reasoning_tokens or 0,
-            )
-            model = definitions.model_name(agent.model)
+            tokens = usage_tokens(response.usage)
+            model = self.model_override or definitions.model_name(agent.model)
             cursor = await conn.execute(
                 INSERT_RESPONSE,
                 (
@@ -322,6 +364,51 @@ class RunWriter:
                 INSERT_REQUEST_USAGE,
                 (metric_id, row[0], entries, model, *tokens[1:]),
             )
+
+    async def _unattributed_usage(
+        self, conn: AsyncConnection[Any], outcome: Outcome
+    ) -> None:
+        """Add what the SDK counted but no response of this run carried: the
+        requests of agents run as tools (nested runs). It goes to the agent
+        the last agent tool ran, else to the starting agent."""
+        assert outcome.usage is not None
+        cursor = await conn.execute(RECORDED_USAGE, (self.run_id,))
+        recorded = await cursor.fetchone()
+        assert recorded is not None
+        delta = tuple(
+            max(total - done, 0)
+            for total, done in zip(usage_tokens(outcome.usage), recorded, strict=True)
+        )
+        if not any(delta):
+            return
+        agent = self._nested_agent(outcome) or self.root
+        cursor = await conn.execute(
+            ADD_USAGE, (self.run_id, self._agent_id(agent), *delta)
+        )
+        metric = await cursor.fetchone()
+        assert metric is not None
+        await conn.execute(
+            INSERT_REQUEST_USAGE,
+            (
+                metric[0],
+                None,
+                metric[1],
+                definitions.model_name(agent.model),
+                *delta[1:],
+            ),
+        )
+
+    def _nested_agent(self, outcome: Outcome) -> Agent[Any] | None:
+        nested = None
+        for item in outcome.new_items:
+            if not isinstance(item, ToolCallItem):
+                continue
+            for tool in getattr(item.agent, "tools", []):
+                if tool.name == _tool_name(item) and isinstance(
+                    getattr(tool, "_agent_instance", None), Agent
+                ):
+                    nested = tool._agent_instance
+        return nested
 
     async def _tool_calls(
         self, conn: AsyncConnection[Any], outcome: Outcome, item_ids: dict[str, Any]
@@ -351,7 +438,9 @@ class RunWriter:
                 status = _raw_status(item.raw_item)
             agent_id = self._agent_id(item.agent)
             name = _tool_name(item)
-            cursor = await conn.execute(TOOL_OF_AGENT, (agent_id, name))
+            raw_type = _raw_type(item.raw_item)
+            kind = HOSTED_CALL_TYPES.get(raw_type, raw_type)
+            cursor = await conn.execute(TOOL_OF_AGENT, (agent_id, name, kind, name))
             tool = await cursor.fetchone()
             started, ended = self.hooks.tool_times.get(call_id, [None, None])
             cursor = await conn.execute(
@@ -362,8 +451,8 @@ class RunWriter:
                     None if tool is None else tool[0],
                     agent_id,
                     escape_text(call_id),
-                    escape_text(name),
-                    tool[1] if tool is not None else _raw_type(item.raw_item),
+                    escape_text(name) if tool is None else tool[2],
+                    tool[1] if tool is not None else kind,
                     dumps(_arguments(item.raw_item)),
                     None if output is None else dumps(output.output),
                     status,
@@ -443,16 +532,13 @@ class RunWriter:
             )
 
     async def _run_state(self, conn: AsyncConnection[Any], final: Final) -> None:
-        await conn.execute(RETIRE_STATES, (self.run_id,))
-        if final.state is not None:
+        if final.status not in ("completed", "interrupted"):
+            await conn.execute(RETIRE_STATES, (self.run_id,))
+            return
+        await conn.execute(DROP_STATES, (self.run_id,))
+        if final.status == "interrupted" and final.state is not None:
             await conn.execute(
-                INSERT_STATE,
-                (
-                    self.run_id,
-                    dumps(final.state),
-                    final.turn,
-                    final.status == "interrupted",
-                ),
+                INSERT_STATE, (self.run_id, dumps(final.state), final.turn)
             )
 
     async def _finish(
@@ -473,11 +559,6 @@ class RunWriter:
                 self.run_id,
             ),
         )
-        if self.session_row is not None:
-            await conn.execute(
-                LINK_SESSION_ITEMS,
-                (self.run_id, self.session_row, self.session_watermark),
-            )
 
     def _agent_id(self, agent: Any) -> Any:
         if agent is None:
@@ -500,13 +581,29 @@ def item_json(item: RunItem) -> dict[str, Any]:
     if call_id:
         data["call_id"] = call_id
     if isinstance(item, ToolCallOutputItem):
-        data["output"] = to_json(item.output)
+        output, raw = to_json(item.output), data["raw_item"]
+        # The Python value only when it is not what the model was sent.
+        if not isinstance(raw, dict) or output != raw.get("output"):
+            data["output"] = output
     if isinstance(item, HandoffOutputItem):
         data["source_agent"] = item.source_agent.name
         data["target_agent"] = item.target_agent.name
     if isinstance(item, ToolApprovalItem):
         data["tool_name"] = item.tool_name
     return data
+
+
+def usage_tokens(usage: Usage) -> tuple[int, int, int, int, int, int, int]:
+    """(requests, input, output, total, cached, cache write, reasoning)."""
+    return (
+        usage.requests,
+        usage.input_tokens,
+        usage.output_tokens,
+        usage.total_tokens,
+        usage.input_tokens_details.cached_tokens or 0,
+        getattr(usage.input_tokens_details, "cache_write_tokens", 0) or 0,
+        usage.output_tokens_details.reasoning_tokens or 0,
+    )
 
 
 def _call_id(item: Any) -> str | None:
@@ -540,16 +637,14 @@ def _raw_status(raw: Any) -> str:
 
 
 def _arguments(raw: Any) -> Any:
-    """A call's arguments as JSON: parsed when they are a JSON text."""
-    value = (
-        raw.get("arguments")
-        if isinstance(raw, dict)
-        else getattr(raw, "arguments", None)
-    )
-    if value is None:
-        value = (
-            raw.get("input") if isinstance(raw, dict) else getattr(raw, "input", None)
-        )
+    """A call's arguments as JSON (parsed when they are a JSON text): a function
+    call's arguments, a custom tool's input, a hosted tool's action, query or
+    code."""
+    value = None
+    for key in ("arguments", "input", "action", "queries", "code", "command"):
+        value = raw.get(key) if isinstance(raw, dict) else getattr(raw, key, None)
+        if value is not None:
+            break
     if isinstance(value, str):
         try:
             return json.loads(value)

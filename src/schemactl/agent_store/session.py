@@ -14,7 +14,7 @@ from agents.memory import SessionABC
 from agents.memory.session_settings import SessionSettings, resolve_session_limit
 from psycopg.rows import tuple_row
 
-from schemactl.agent_store.jsonsafe import dumps, unescape_nul
+from schemactl.agent_store.jsonsafe import dumps, escape_text, unescape_nul
 
 if TYPE_CHECKING:
     from agents.items import TResponseInputItem
@@ -31,8 +31,8 @@ LOCK_SESSION = """
     FOR NO KEY UPDATE"""
 # Positions come from the column's identity, in the order of the batch.
 ADD_ITEMS = """
-    INSERT INTO session_items (session_id, item_data)
-    SELECT %s, item FROM unnest(%s::jsonb[]) WITH ORDINALITY AS batch (item, n)
+    INSERT INTO session_items (session_id, run_id, item_data)
+    SELECT %s, %s, item FROM unnest(%s::jsonb[]) WITH ORDINALITY AS batch (item, n)
     ORDER BY n"""
 ALL_ITEMS = """
     SELECT item_data FROM session_items WHERE session_id = %s ORDER BY position"""
@@ -53,7 +53,8 @@ class PostgresSession(SessionABC):
     """Conversation history in PostgreSQL, for ``Runner.run(..., session=)``.
 
     ``clear_session`` removes the items but keeps the session's row, so the
-    runs that used it keep their link.
+    runs that used it keep their link. ``limit`` reads as in the SDK's
+    SQLiteSession: None or a negative number for everything, 0 for nothing.
     """
 
     def __init__(
@@ -62,20 +63,35 @@ class PostgresSession(SessionABC):
         pool: AsyncConnectionPool[AsyncConnection[Any]],
         *,
         session_settings: SessionSettings | None = None,
+        run_id: Any = None,
     ) -> None:
         if not session_id:
             raise ValueError("session_id must not be empty")
         self.session_id = session_id
         self.session_settings = session_settings or SessionSettings()
         self._pool = pool
+        self._key = escape_text(session_id)
+        self._run_id = run_id
+
+    def for_run(self, run_id: Any) -> PostgresSession:
+        """The same session, tagging what it adds with ``run_id`` (what the
+        store hands the SDK, so each item names the run that added it)."""
+        return PostgresSession(
+            self.session_id,
+            self._pool,
+            session_settings=self.session_settings,
+            run_id=run_id,
+        )
 
     async def get_items(self, limit: int | None = None) -> list[TResponseInputItem]:
         """Return the history in order; with ``limit``, only its last items."""
         limit = resolve_session_limit(limit, self.session_settings)
-        if limit is not None and limit <= 0:
+        if limit is not None and limit < 0:
+            limit = None
+        if limit == 0:
             return []
         async with self._pool.connection() as conn:
-            session = await _one(conn, LIVE_SESSION_ID, (self.session_id,))
+            session = await _one(conn, LIVE_SESSION_ID, (self._key,))
             if session is None:
                 return []
             if limit is None:
@@ -90,7 +106,8 @@ class PostgresSession(SessionABC):
             return
         async with self._pool.connection() as conn:
             session = await self._lock(conn, create=True)
-            await conn.execute(ADD_ITEMS, (session, [dumps(item) for item in items]))
+            batch = [dumps(item) for item in items]
+            await conn.execute(ADD_ITEMS, (session, self._run_id, batch))
 
     async def pop_item(self) -> TResponseInputItem | None:
         """Remove and return the newest item, or None when there is none."""
@@ -115,8 +132,8 @@ class PostgresSession(SessionABC):
 
     async def _lock(self, conn: AsyncConnection[Any], *, create: bool) -> Any:
         if create:
-            await conn.execute(CREATE_SESSION, (self.session_id,))
-        return await _one(conn, LOCK_SESSION, (self.session_id,))
+            await conn.execute(CREATE_SESSION, (self._key,))
+        return await _one(conn, LOCK_SESSION, (self._key,))
 
 
 async def _one(conn: AsyncConnection[Any], query: str, params: tuple[Any, ...]) -> Any:

@@ -11,17 +11,30 @@ process can approve or reject the pending calls and resume it:
 
     await store.approve(run_id, call_id, by="alice")
     stored = await store.resume(run_id, agent)
+
+While a process drives a run it holds the run's advisory lock (liveness.py):
+a run whose process died can be resumed or recovered, a live one cannot.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
-from collections.abc import Coroutine
+import uuid
+from collections.abc import AsyncGenerator, Coroutine
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Literal
 
-from agents import Agent, RunConfig, RunHooks, Runner, RunResult, RunState
+import psycopg
+from agents import (
+    Agent,
+    RunConfig,
+    RunHooks,
+    Runner,
+    RunResult,
+    RunResultStreaming,
+    RunState,
+)
 from agents.exceptions import (
     AgentsException,
     InputGuardrailTripwireTriggered,
@@ -31,11 +44,13 @@ from agents.exceptions import (
 from agents.memory import Session
 from agents.memory.session_settings import SessionSettings
 from agents.run import DEFAULT_MAX_TURNS
+from agents.stream_events import StreamEvent
 from psycopg import AsyncConnection
 from psycopg_pool import AsyncConnectionPool
 
 from schemactl.agent_store import definitions
 from schemactl.agent_store.jsonsafe import dumps, escape_text, to_json, unescape_nul
+from schemactl.agent_store.liveness import RunLocks
 from schemactl.agent_store.recording import (
     Final,
     Outcome,
@@ -46,16 +61,18 @@ from schemactl.agent_store.session import PostgresSession
 
 START_RUN = """
     INSERT INTO runs (
-        agent_id, session_id, status, input, context, max_turns, workflow_name,
+        id, agent_id, session_id, status, input, context, max_turns, workflow_name,
         trace_id, group_id, previous_response_id, conversation_id)
-    VALUES (%s, %s, 'running', %s::jsonb, %s::jsonb, %s, %s, %s, %s, %s, %s)
-    RETURNING id"""
-# Only an interrupted run resumes, and only once at a time: the UPDATE takes
-# the row, so a second resumer finds it running.
-RESUME_RUN = """
-    UPDATE runs SET status = 'running' WHERE id = %s AND status = 'interrupted'
-    RETURNING session_id, max_turns"""
+    VALUES (%s, %s, %s, 'running', %s::jsonb, %s::jsonb, %s, %s, %s, %s, %s, %s)"""
+# Interrupted, or running with its lock free (its process died): the caller
+# holds the lock, so no one else claims it meanwhile.
+CLAIM_RUN = """
+    UPDATE runs SET status = 'running'
+    WHERE id = %s AND status IN ('interrupted', 'running')
+    RETURNING max_turns"""
 RUN_STATUS = "SELECT status FROM runs WHERE id = %s"
+BACK_TO_INTERRUPTED = """
+    UPDATE runs SET status = 'interrupted', error = %s::jsonb WHERE id = %s"""
 ACTIVE_STATE = """
     SELECT state_data FROM run_states WHERE run_id = %s AND is_active = true"""
 PENDING_DECISIONS = """
@@ -67,12 +84,44 @@ DECIDE = """
         resolved_at = greatest(now(), created_at)
     WHERE run_id = %s AND call_id = %s AND status = 'pending'
     RETURNING id"""
-SESSION_WATERMARK = """
-    SELECT coalesce(max(position), -1) FROM session_items WHERE session_id = %s"""
+RUNNING_RUNS = "SELECT id FROM runs WHERE status = 'running'"
+ABANDON_RUN = """
+    UPDATE runs SET
+        status = CASE WHEN EXISTS (
+            SELECT 1 FROM run_states s WHERE s.run_id = runs.id AND s.is_active)
+            THEN 'interrupted' ELSE 'failed' END,
+        error = %s::jsonb,
+        completed_at = CASE WHEN EXISTS (
+            SELECT 1 FROM run_states s WHERE s.run_id = runs.id AND s.is_active)
+            THEN NULL ELSE greatest(now(), started_at) END
+    WHERE id = %s AND status = 'running'
+    RETURNING status"""
+MARK_UNRECORDED = """
+    UPDATE runs SET status = 'failed', error = %s::jsonb,
+        completed_at = greatest(now(), started_at)
+    WHERE id = %s AND status = 'running'"""
 
 
 class StoreError(Exception):
     """A request the store refuses: it names the run and what state it is in."""
+
+
+class RecordingFailed(StoreError):
+    """The run ended but what it produced could not be written.
+
+    ``result`` is the SDK's result all the same: the model calls and the tools'
+    side effects happened.
+    """
+
+    def __init__(
+        self, run_id: Any, result: RunResult | RunResultStreaming, cause: BaseException
+    ) -> None:
+        super().__init__(
+            f"run {run_id} ended but could not be recorded: "
+            f"{type(cause).__name__}: {cause}"
+        )
+        self.run_id = run_id
+        self.result = result
 
 
 @dataclass(frozen=True)
@@ -89,7 +138,12 @@ class StoredRun:
 
 
 class AgentStore:
-    """Keeps sessions and whole runs in the schema schemactl migrates."""
+    """Keeps sessions and whole runs in the schema schemactl migrates.
+
+    The run's context goes to the SDK but is not stored (neither in
+    ``runs.context`` nor in the stored RunState), unless ``record_context``:
+    it often holds credentials. Resume such a run with ``context=``.
+    """
 
     def __init__(
         self,
@@ -97,13 +151,27 @@ class AgentStore:
         *,
         pool: AsyncConnectionPool[AsyncConnection[Any]] | None = None,
         max_connections: int = 10,
+        record_context: bool = False,
     ) -> None:
-        if (conninfo is None) == (pool is None):
-            raise ValueError("give either a connection string or a pool")
-        self._owns_pool = pool is None
-        self.pool = pool or AsyncConnectionPool(
-            conninfo or "", min_size=1, max_size=max_connections, open=False
+        # The store also needs one connection of its own (run locks): with a
+        # pool whose conninfo is computed, give conninfo too.
+        lock_conninfo = (
+            conninfo if conninfo is not None else getattr(pool, "conninfo", None)
         )
+        if not isinstance(lock_conninfo, str):
+            raise ValueError("give a connection string (and a pool, if you have one)")
+        self._owns_pool = pool is None
+        # check: a connection the server closed while idle (a restart, an idle
+        # timeout) is replaced before use rather than failing a run's write.
+        self.pool = pool or AsyncConnectionPool(
+            lock_conninfo,
+            min_size=1,
+            max_size=max_connections,
+            open=False,
+            check=AsyncConnectionPool.check_connection,
+        )
+        self.record_context = record_context
+        self._locks = RunLocks(lock_conninfo)
 
     async def __aenter__(self) -> AgentStore:
         if self._owns_pool:
@@ -111,6 +179,7 @@ class AgentStore:
         return self
 
     async def __aexit__(self, *exc: object) -> None:
+        await self._locks.close()
         if self._owns_pool:
             await self.pool.close()
 
@@ -127,41 +196,90 @@ class AgentStore:
         *,
         session: Session | None = None,
         context: Any = None,
-        record_context: bool = False,
         max_turns: int | None = DEFAULT_MAX_TURNS,
         hooks: RunHooks[Any] | None = None,
         run_config: RunConfig | None = None,
         **runner_options: Any,
     ) -> StoredRun:
-        """Run ``agent`` on ``input`` like ``Runner.run`` and keep the run.
+        """Run ``agent`` on ``input`` like ``Runner.run`` and keep the run."""
+        run_id = uuid.uuid4()
+        await self._locks.try_hold(run_id)  # a new id: always free
+        try:
+            writer = await self._start(
+                run_id,
+                agent,
+                input,
+                session=session,
+                context=context,
+                max_turns=max_turns,
+                run_config=run_config,
+                options=runner_options,
+            )
+            writer.hooks.inner = hooks
+            return await self._drive(
+                writer,
+                agent,
+                input,
+                resumed=False,
+                session=_for_run(session, run_id),
+                context=context,
+                max_turns=max_turns,
+                run_config=run_config,
+                options=runner_options,
+            )
+        finally:
+            await self._locks.release(run_id)
 
-        ``context`` goes to the SDK; it is written to ``runs.context`` only with
-        ``record_context=True`` (it often holds what must not be stored).
-        """
-        writer = await self._start(
+    async def run_streamed(
+        self,
+        agent: Agent[Any],
+        input: Any,
+        *,
+        session: Session | None = None,
+        context: Any = None,
+        max_turns: int | None = DEFAULT_MAX_TURNS,
+        hooks: RunHooks[Any] | None = None,
+        run_config: RunConfig | None = None,
+        **runner_options: Any,
+    ) -> StoredStream:
+        """``Runner.run_streamed``, kept: iterate ``stream_events()`` of the
+        returned object (not of its ``result``); the run is written when the
+        stream ends, fails or is closed early (then it is cancelled)."""
+        run_id = uuid.uuid4()
+        await self._locks.try_hold(run_id)  # a new id: always free
+        try:
+            writer = await self._start(
+                run_id,
+                agent,
+                input,
+                session=session,
+                context=context,
+                max_turns=max_turns,
+                run_config=run_config,
+                options=runner_options,
+            )
+        except BaseException:
+            await self._locks.release(run_id)
+            raise
+        writer.hooks.inner = hooks
+        result = Runner.run_streamed(
             agent,
             input,
-            session=session,
-            context=context if record_context else None,
-            max_turns=max_turns,
-            run_config=run_config,
-            options=runner_options,
-        )
-        return await self._drive(
-            writer,
-            agent,
-            input,
-            session=session,
+            session=_for_run(session, run_id),
             context=context,
             max_turns=max_turns,
-            hooks=hooks,
+            hooks=writer.hooks,
             run_config=run_config,
-            options=runner_options,
+            **runner_options,
         )
+        return StoredStream(self, writer, result, max_turns)
 
-    async def load_state(self, run_id: Any, agent: Agent[Any]) -> RunState[Any]:
+    async def load_state(
+        self, run_id: Any, agent: Agent[Any], *, context: Any = None
+    ) -> RunState[Any]:
         """Return the interrupted run's RunState, with every decision taken
-        through ``approve``/``reject`` applied to it."""
+        through ``approve``/``reject`` applied to it. ``context`` replaces
+        the stored one (which is empty unless the store records contexts)."""
         async with self.pool.connection() as conn:
             cursor = await conn.execute(ACTIVE_STATE, (run_id,))
             row = await cursor.fetchone()
@@ -171,22 +289,21 @@ class AgentStore:
                     f"run {run_id} has no state to resume from: "
                     f"it is {status or 'not in the store'}"
                 )
-            state_json = unescape_nul(row[0])
-            state: RunState[Any] = await RunState.from_json(agent, state_json)
-            pending = state.get_interruptions()
-            cursor = await conn.execute(
-                PENDING_DECISIONS, (run_id, [i.call_id for i in pending])
+            state: RunState[Any] = await RunState.from_json(
+                agent, unescape_nul(row[0]), context_override=context
             )
-            decisions = {r[0]: r[1:] for r in await cursor.fetchall()}
-        for item in pending:
-            decision = decisions.get(item.call_id)
-            if decision is None:
-                continue
-            status, sticky, message = decision
+            pending = {
+                escape_text(i.call_id or ""): i for i in state.get_interruptions()
+            }
+            cursor = await conn.execute(PENDING_DECISIONS, (run_id, list(pending)))
+            decisions = await cursor.fetchall()
+        for call_id, status, sticky, message in decisions:
+            item = pending[call_id]
             if status == "approved":
                 state.approve(item, always_approve=sticky)
             else:
-                state.reject(item, always_reject=sticky, rejection_message=message)
+                text = None if message is None else unescape_nul(message)
+                state.reject(item, always_reject=sticky, rejection_message=text)
         return state
 
     async def approve(
@@ -221,41 +338,69 @@ class AgentStore:
     ) -> StoredRun:
         """Resume an interrupted run from its stored state, in any process.
 
-        ``agent`` is the run's starting agent, built the same way as when the
-        run started. Refused unless the run is interrupted: two processes
-        never resume one run at once.
+        ``agent`` is the run's starting agent, built as when the run started.
+        Refused while another live process drives the run. A run whose
+        process died resumes from its last interruption. If the resumed run
+        fails before it calls a model or a tool (a cancel, a model that is
+        down), it stays interrupted, with the error, ready to resume again.
         """
-        state = await self.load_state(run_id, agent)
+        # The state carries the turn limit; the SDK ignores another one.
+        runner_options.pop("max_turns", None)
+        if not await self._locks.try_hold(run_id):
+            raise StoreError(f"run {run_id} cannot resume: another process runs it")
+        try:
+            state = await self.load_state(run_id, agent, context=context)
+            async with self.pool.connection() as conn:
+                cursor = await conn.execute(CLAIM_RUN, (run_id,))
+                row = await cursor.fetchone()
+                if row is None:
+                    status = await _scalar(conn, RUN_STATUS, (run_id,))
+                    raise StoreError(f"run {run_id} cannot resume: it is {status}")
+                ids = await definitions.register(conn, agent)
+            writer = RunWriter(
+                run_id, ids, agent, RecordingHooks(hooks), _model_override(run_config)
+            )
+            return await self._drive(
+                writer,
+                agent,
+                state,
+                resumed=True,
+                session=_for_run(session, run_id),
+                context=None,
+                max_turns=row[0],
+                run_config=run_config,
+                options=runner_options,
+            )
+        finally:
+            await self._locks.release(run_id)
+
+    async def recover_abandoned_runs(self) -> dict[Any, str]:
+        """Settle the runs left `running` by a process that died: one with a
+        state to resume from goes back to interrupted, any other is failed.
+        Runs a live process drives are left alone. Returns each run's new
+        status."""
         async with self.pool.connection() as conn:
-            cursor = await conn.execute(RESUME_RUN, (run_id,))
-            row = await cursor.fetchone()
-            if row is None:
-                status = await _scalar(conn, RUN_STATUS, (run_id,))
-                raise StoreError(
-                    f"run {run_id} cannot resume: it is {status or 'not in the store'}"
-                )
-            max_turns = row[1]
-            ids = await definitions.register(conn, agent)
-        writer = RunWriter(run_id, ids, agent, RecordingHooks(hooks))
-        if isinstance(session, PostgresSession):
-            writer.session_row = await session.session_row_id()
-            writer.session_watermark = await self._watermark(writer.session_row)
-        # The SDK takes the turn limit from the state; the row's copy only
-        # tells the failure path which turn exceeded it.
-        return await self._drive(
-            writer,
-            agent,
-            state,
-            session=session,
-            context=context,
-            max_turns=max_turns,
-            hooks=hooks,
-            run_config=run_config,
-            options=runner_options,
+            cursor = await conn.execute(RUNNING_RUNS)
+            running = [row[0] for row in await cursor.fetchall()]
+        settled: dict[Any, str] = {}
+        error = dumps(
+            {"type": "Abandoned", "message": "the process running it stopped"}
         )
+        for run_id in running:
+            if not await self._locks.try_hold(run_id):
+                continue
+            try:
+                async with self.pool.connection() as conn:
+                    status = await _scalar(conn, ABANDON_RUN, (error, run_id))
+                if status is not None:
+                    settled[run_id] = status
+            finally:
+                await self._locks.release(run_id)
+        return settled
 
     async def _start(
         self,
+        run_id: Any,
         agent: Agent[Any],
         input: Any,
         *,
@@ -270,16 +415,17 @@ class AgentStore:
         session_row = None
         if isinstance(session, PostgresSession):
             session_row = await session.session_row_id()
+        stored_context = context if self.record_context else None
         async with self.pool.connection() as conn:
             ids = await definitions.register(conn, agent)
-            run_id = await _scalar(
-                conn,
+            await conn.execute(
                 START_RUN,
                 (
+                    run_id,
                     ids.of(agent),
                     session_row,
                     dumps(input),
-                    None if context is None else dumps(context),
+                    None if stored_context is None else dumps(stored_context),
                     max_turns,
                     _text(run_config, "workflow_name"),
                     _text(run_config, "trace_id"),
@@ -288,11 +434,9 @@ class AgentStore:
                     options.get("conversation_id"),
                 ),
             )
-        writer = RunWriter(run_id, ids, agent, RecordingHooks())
-        if session_row is not None:
-            writer.session_row = session_row
-            writer.session_watermark = await self._watermark(session_row)
-        return writer
+        return RunWriter(
+            run_id, ids, agent, RecordingHooks(), _model_override(run_config)
+        )
 
     async def _drive(
         self,
@@ -300,14 +444,13 @@ class AgentStore:
         agent: Agent[Any],
         input: Any,
         *,
+        resumed: bool,
         session: Session | None,
         context: Any,
         max_turns: int | None,
-        hooks: RunHooks[Any] | None,
         run_config: RunConfig | None,
         options: dict[str, Any],
     ) -> StoredRun:
-        writer.hooks.inner = hooks
         try:
             result = await Runner.run(
                 agent,
@@ -321,22 +464,67 @@ class AgentStore:
             )
         except BaseException as exc:
             # Cancelled or not, the run's row must not stay "running".
-            await _despite_cancellation(self._write_failure(writer, exc, max_turns))
+            await _despite_cancellation(
+                self._record_failure(writer, exc, max_turns, resumed=resumed)
+            )
             raise
-        await self._write(writer, Outcome.of(result), _final(result))
+        try:
+            await self._write(writer, Outcome.of(result), self._final(result))
+        except Exception as exc:
+            await self._mark_unrecorded(writer.run_id, exc)
+            raise RecordingFailed(writer.run_id, result, exc) from exc
         return StoredRun(writer.run_id, result)
 
     async def _write(self, writer: RunWriter, outcome: Outcome, final: Final) -> None:
+        """Write in one transaction; once more if the connection was lost (the
+        write is idempotent: what a first attempt committed is not repeated)."""
+        for attempt in (1, 2):
+            try:
+                async with self.pool.connection() as conn:
+                    await writer.write(conn, outcome, final)
+                return
+            except psycopg.OperationalError:
+                if attempt == 2:
+                    raise
+
+    async def _record_failure(
+        self,
+        writer: RunWriter,
+        exc: BaseException,
+        max_turns: int | None,
+        *,
+        resumed: bool,
+    ) -> None:
+        try:
+            if (
+                resumed
+                and not writer.hooks.responses
+                and not writer.hooks.tools_started
+            ):
+                await self._back_to_interrupted(writer.run_id, exc)
+            else:
+                await self._write_failure(writer, exc, max_turns)
+        except Exception as failure:
+            exc.add_note(
+                f"schemactl.agent_store could not record run {writer.run_id}: "
+                f"{type(failure).__name__}: {failure}"
+            )
+
+    async def _back_to_interrupted(self, run_id: Any, exc: BaseException) -> None:
         async with self.pool.connection() as conn:
-            await writer.write(conn, outcome, final)
+            await conn.execute(BACK_TO_INTERRUPTED, (dumps(_error_json(exc)), run_id))
 
     async def _write_failure(
         self, writer: RunWriter, exc: BaseException, max_turns: int | None
     ) -> None:
         data = exc.run_data if isinstance(exc, AgentsException) else None
-        outcome = (
-            Outcome.of(data) if data is not None else Outcome([], [], None, [], [], [])
-        )
+        outcome = Outcome.of(data) if data is not None else Outcome()
+        # The SDK's run data may miss the turn that failed: every response the
+        # hooks saw was paid for, and is written.
+        known = {id(r) for r in outcome.raw_responses}
+        outcome.raw_responses += [
+            r for r in writer.hooks.responses if id(r) not in known
+        ]
         if isinstance(
             exc, InputGuardrailTripwireTriggered | OutputGuardrailTripwireTriggered
         ):
@@ -351,6 +539,15 @@ class AgentStore:
         if isinstance(exc, MaxTurnsExceeded) and max_turns is not None:
             final.turn = max_turns + 1
         await self._write(writer, outcome, final)
+
+    async def _mark_unrecorded(self, run_id: Any, exc: Exception) -> None:
+        with contextlib.suppress(Exception):
+            async with self.pool.connection() as conn:
+                error = {
+                    "type": "RecordingFailed",
+                    "message": f"{type(exc).__name__}: {exc}",
+                }
+                await conn.execute(MARK_UNRECORDED, (dumps(error), run_id))
 
     async def _decide(
         self,
@@ -368,17 +565,113 @@ class AgentStore:
                     status,
                     always,
                     None if message is None else escape_text(message),
-                    by,
+                    None if by is None else escape_text(by),
                     run_id,
-                    call_id,
+                    escape_text(call_id),
                 ),
             )
             if await cursor.fetchone() is None:
                 raise StoreError(f"run {run_id} has no pending approval for {call_id}")
 
-    async def _watermark(self, session_row: Any) -> int:
-        async with self.pool.connection() as conn:
-            return int(await _scalar(conn, SESSION_WATERMARK, (session_row,)))
+    async def _finish_stream(
+        self, stream: StoredStream, error: BaseException | None
+    ) -> None:
+        """Write a streamed run once its stream is over, then let it go."""
+        writer, result = stream.writer, stream.result
+        try:
+            if error is not None:
+                await self._record_failure(
+                    writer, error, stream.max_turns, resumed=False
+                )
+                return
+            final = self._final(result)
+            if final.status == "completed" and (
+                stream.cancelled or result.final_output is None
+            ):
+                final = Final(
+                    status="cancelled", error={"type": "Cancelled", "message": ""}
+                )
+            try:
+                await self._write(writer, Outcome.of(result), final)
+            except Exception as exc:
+                await self._mark_unrecorded(writer.run_id, exc)
+                raise RecordingFailed(writer.run_id, result, exc) from exc
+        finally:
+            await self._locks.release(writer.run_id)
+
+    def _final(self, result: RunResult | RunResultStreaming) -> Final:
+        state = result.to_state().to_json()
+        if not self.record_context:
+            _omit_context(state)
+        turn = int(state.get("current_turn", 0))
+        if result.interruptions:
+            return Final(status="interrupted", state=state, turn=turn)
+        return Final(
+            status="completed", final_output=to_json(result.final_output), turn=turn
+        )
+
+
+class StoredStream:
+    """A streamed run the store keeps: iterate ``stream_events()`` here."""
+
+    def __init__(
+        self,
+        store: AgentStore,
+        writer: RunWriter,
+        result: RunResultStreaming,
+        max_turns: int | None,
+    ) -> None:
+        self.run_id = writer.run_id
+        self.result = result
+        self.writer = writer
+        self.max_turns = max_turns
+        self.cancelled = False
+        self._store = store
+
+    def cancel(self, mode: Literal["immediate", "after_turn"] = "immediate") -> None:
+        """Cancel the run (``RunResultStreaming.cancel``); it is kept as
+        cancelled once the stream ends."""
+        self.cancelled = True
+        self.result.cancel(mode)
+
+    async def stream_events(self) -> AsyncGenerator[StreamEvent, None]:
+        """The SDK's events; the run is written when they end."""
+        try:
+            async for event in self.result.stream_events():
+                yield event
+        except GeneratorExit:
+            # Closed before the end: stop the run, and keep it as cancelled.
+            self.cancel()
+            await _despite_cancellation(
+                self._store._finish_stream(self, asyncio.CancelledError())
+            )
+            raise
+        except BaseException as exc:
+            await _despite_cancellation(self._store._finish_stream(self, exc))
+            raise
+        await self._store._finish_stream(self, None)
+
+
+def _omit_context(state: dict[str, Any]) -> None:
+    """Drop the application's context from a serialised RunState, the way the
+    SDK marks an omitted one (restoring it then needs ``context=``)."""
+    context = state.get("context")
+    if not isinstance(context, dict) or context.get("context") in (None, {}):
+        return
+    context["context"] = {}
+    meta = context.get("context_meta")
+    if isinstance(meta, dict):
+        meta["omitted"] = True
+
+
+def _for_run(session: Session | None, run_id: Any) -> Session | None:
+    """What the SDK gets: our session tags its items with the run."""
+    return session.for_run(run_id) if isinstance(session, PostgresSession) else session
+
+
+def _model_override(run_config: RunConfig | None) -> str | None:
+    model = getattr(run_config, "model", None)
+    return None if model is None else definitions.model_name(model)
 
 
 async def _despite_cancellation(write: Coroutine[Any, Any, None]) -> None:
@@ -388,19 +681,6 @@ async def _despite_cancellation(write: Coroutine[Any, Any, None]) -> None:
         with contextlib.suppress(asyncio.CancelledError):
             await asyncio.wait({task})
     task.result()
-
-
-def _final(result: RunResult) -> Final:
-    state = result.to_state().to_json()
-    turn = int(state.get("current_turn", 0))
-    if result.interruptions:
-        return Final(status="interrupted", state=state, turn=turn)
-    return Final(
-        status="completed",
-        final_output=to_json(result.final_output),
-        state=state,
-        turn=turn,
-    )
 
 
 def _failure_status(exc: BaseException) -> str:
