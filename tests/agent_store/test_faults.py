@@ -21,19 +21,10 @@ from agents.testing import ModelStep, ScriptedModel, assistant_message, function
 
 from schemactl.agent_store import AgentStore, RecordingFailed, StoreError
 from tests.agent_store import crash, scenario
+from tests.agent_store.conftest import rows
 
 ROOT = Path(__file__).resolve().parents[2]
 CRASH = "from tests.agent_store.crash import main; main()"
-
-
-@pytest.fixture
-def db(schema_url):
-    with psycopg.connect(schema_url, autocommit=True) as conn:
-        yield conn
-
-
-def rows(conn, query, params=()):
-    return conn.execute(query, params).fetchall()
 
 
 @pytest.fixture

@@ -11,7 +11,6 @@ import sys
 from pathlib import Path
 from typing import Any
 
-import psycopg
 import pytest
 from agents import Agent, SQLiteSession, WebSearchTool, function_tool
 from agents.exceptions import InputGuardrailTripwireTriggered, MaxTurnsExceeded
@@ -21,22 +20,13 @@ from openai.types.responses.response_function_web_search import ActionSearch
 
 from schemactl.agent_store import AgentStore, StoreError
 from tests.agent_store import scenario
+from tests.agent_store.conftest import rows
 from tests.db.test_shipped_schema import ACTIVE_RUNS_QUERY, RUN_STATE_QUERY, USAGE_QUERY
 
 ROOT = Path(__file__).resolve().parents[2]
 RESUME = "from tests.agent_store.scenario import main; main()"
 # A NUL, which jsonb refuses, travels through the stored state and back.
 REQUEST = "Refund order A1\x00, and the weather in Oslo?"
-
-
-@pytest.fixture
-def db(schema_url):
-    with psycopg.connect(schema_url, autocommit=True) as conn:
-        yield conn
-
-
-def rows(conn, query, params=()):
-    return conn.execute(query, params).fetchall()
 
 
 def scalar(conn, query, params=()):

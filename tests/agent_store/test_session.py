@@ -6,19 +6,11 @@ from __future__ import annotations
 import asyncio
 from typing import Any
 
-import psycopg
-import pytest
 from agents import Agent, function_tool
 from agents.memory import Session, SessionABC, SessionSettings, SQLiteSession
 from agents.testing import ScriptedModel, assistant_message, function_call
 
 from schemactl.agent_store import AgentStore, PostgresSession
-
-
-@pytest.fixture
-def db(schema_url):
-    with psycopg.connect(schema_url, autocommit=True) as conn:
-        yield conn
 
 
 @function_tool

@@ -7,23 +7,12 @@ import asyncio
 from contextlib import aclosing
 from typing import Any
 
-import psycopg
-import pytest
 from agents import Agent, function_tool
 from agents.testing import ScriptedModel, assistant_message, function_call
 
 from schemactl.agent_store import AgentStore
 from tests.agent_store import scenario
-
-
-@pytest.fixture
-def db(schema_url):
-    with psycopg.connect(schema_url, autocommit=True) as conn:
-        yield conn
-
-
-def rows(conn, query, params=()):
-    return conn.execute(query, params).fetchall()
+from tests.agent_store.conftest import rows
 
 
 def test_a_streamed_run_is_kept_when_its_stream_ends(schema_url, db):

@@ -202,33 +202,23 @@ class AgentStore:
         **runner_options: Any,
     ) -> StoredRun:
         """Run ``agent`` on ``input`` like ``Runner.run`` and keep the run."""
-        run_id = uuid.uuid4()
-        await self._locks.try_hold(run_id)  # a new id: always free
+        writer = await self._start(
+            agent, input, session, context, max_turns, hooks, run_config, runner_options
+        )
         try:
-            writer = await self._start(
-                run_id,
-                agent,
-                input,
-                session=session,
-                context=context,
-                max_turns=max_turns,
-                run_config=run_config,
-                options=runner_options,
-            )
-            writer.hooks.inner = hooks
             return await self._drive(
                 writer,
                 agent,
                 input,
                 resumed=False,
-                session=_for_run(session, run_id),
+                session=_for_run(session, writer.run_id),
                 context=context,
                 max_turns=max_turns,
                 run_config=run_config,
                 options=runner_options,
             )
         finally:
-            await self._locks.release(run_id)
+            await self._locks.release(writer.run_id)
 
     async def run_streamed(
         self,
@@ -245,34 +235,25 @@ class AgentStore:
         """``Runner.run_streamed``, kept: iterate ``stream_events()`` of the
         returned object (not of its ``result``); the run is written when the
         stream ends, fails or is closed early (then it is cancelled)."""
-        run_id = uuid.uuid4()
-        await self._locks.try_hold(run_id)  # a new id: always free
+        writer = await self._start(
+            agent, input, session, context, max_turns, hooks, run_config, runner_options
+        )
+        stream = StoredStream(self, writer, max_turns)
         try:
-            writer = await self._start(
-                run_id,
+            stream.result = Runner.run_streamed(
                 agent,
                 input,
-                session=session,
+                session=_for_run(session, writer.run_id),
                 context=context,
                 max_turns=max_turns,
+                hooks=writer.hooks,
                 run_config=run_config,
-                options=runner_options,
+                **runner_options,
             )
-        except BaseException:
-            await self._locks.release(run_id)
+        except BaseException as exc:
+            await self._finish_stream(stream, exc)
             raise
-        writer.hooks.inner = hooks
-        result = Runner.run_streamed(
-            agent,
-            input,
-            session=_for_run(session, run_id),
-            context=context,
-            max_turns=max_turns,
-            hooks=writer.hooks,
-            run_config=run_config,
-            **runner_options,
-        )
-        return StoredStream(self, writer, result, max_turns)
+        return stream
 
     async def load_state(
         self, run_id: Any, agent: Agent[Any], *, context: Any = None
@@ -400,13 +381,44 @@ class AgentStore:
 
     async def _start(
         self,
-        run_id: Any,
         agent: Agent[Any],
         input: Any,
-        *,
         session: Session | None,
         context: Any,
         max_turns: int | None,
+        hooks: RunHooks[Any] | None,
+        run_config: RunConfig | None,
+        options: dict[str, Any],
+    ) -> RunWriter:
+        """Write a new run's row and agent graph, holding its lock (the caller
+        releases it once the run is written)."""
+        run_id = uuid.uuid4()
+        await self._locks.try_hold(run_id)  # a new id: always free
+        try:
+            return await self._insert_run(
+                run_id,
+                agent,
+                input,
+                session,
+                context,
+                max_turns,
+                hooks,
+                run_config,
+                options,
+            )
+        except BaseException:
+            await self._locks.release(run_id)
+            raise
+
+    async def _insert_run(
+        self,
+        run_id: Any,
+        agent: Agent[Any],
+        input: Any,
+        session: Session | None,
+        context: Any,
+        max_turns: int | None,
+        hooks: RunHooks[Any] | None,
         run_config: RunConfig | None,
         options: dict[str, Any],
     ) -> RunWriter:
@@ -577,13 +589,14 @@ class AgentStore:
         self, stream: StoredStream, error: BaseException | None
     ) -> None:
         """Write a streamed run once its stream is over, then let it go."""
-        writer, result = stream.writer, stream.result
+        writer = stream.writer
         try:
             if error is not None:
                 await self._record_failure(
                     writer, error, stream.max_turns, resumed=False
                 )
                 return
+            result = stream.result
             final = self._final(result)
             if final.status == "completed" and (
                 stream.cancelled or result.final_output is None
@@ -614,15 +627,12 @@ class AgentStore:
 class StoredStream:
     """A streamed run the store keeps: iterate ``stream_events()`` here."""
 
+    result: RunResultStreaming
+
     def __init__(
-        self,
-        store: AgentStore,
-        writer: RunWriter,
-        result: RunResultStreaming,
-        max_turns: int | None,
+        self, store: AgentStore, writer: RunWriter, max_turns: int | None
     ) -> None:
         self.run_id = writer.run_id
-        self.result = result
         self.writer = writer
         self.max_turns = max_turns
         self.cancelled = False
