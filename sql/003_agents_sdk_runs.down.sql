@@ -1,22 +1,63 @@
 -- 003_agents_sdk_runs (down): back to the 002 catalog.
 --
--- Rows that only 003 allows cannot go back. A dynamic prompt stops this file
--- at its first statement (its reference would be lost); the others stop it at
--- the constraint that refuses them: an unknown item kind or tool type, two live
--- agents or tools with one name, two handoffs from one agent to another, a
--- handoff to itself, two responses with one id, an unlimited run, a turn limit
--- below 1, a run past its limit. Nothing is deleted for you. Columns 003 added
--- are dropped with their values (fingerprints, handoff tool names, cache write
--- tokens, request ids, the token details of responses). A run state whose
--- version is unknown gets 002's default, '1.0'. btree_gist stays installed, as
--- uuid-ossp does.
+-- Rows that only 003 allows cannot go back: the first statement finds every
+-- kind there is and stops with the list (with `psql -f` too, before anything
+-- changed); nothing is deleted for you. Columns 003 added are dropped with
+-- their values (fingerprints, handoff tool names, cache write tokens, request
+-- ids, the token details of responses). A run state whose version is unknown
+-- gets 002's default, '1.0'. btree_gist stays installed, as uuid-ossp does.
 
 DO $$
+DECLARE
+    found text[] := '{}';
 BEGIN
     IF EXISTS (SELECT 1 FROM agents WHERE prompt_kind = 'dynamic') THEN
-        RAISE EXCEPTION 'agents with a dynamic prompt cannot go back to version 2'
-            USING HINT = 'Version 2 has no place for a prompt reference: '
-                'SELECT id, name, prompt_ref FROM agents WHERE prompt_kind = ''dynamic''';
+        found := found || 'agents with a dynamic prompt (prompt_ref)'::text;
+    END IF;
+    IF EXISTS (SELECT 1 FROM runs WHERE max_turns IS NULL OR max_turns <= 0
+               OR current_turn > max_turns) THEN
+        found := found || 'runs without a turn limit, with one below 1, or past it'::text;
+    END IF;
+    IF EXISTS (SELECT 1 FROM agents WHERE deleted_at IS NULL
+               GROUP BY name HAVING count(*) > 1) THEN
+        found := found || 'live agents that share a name'::text;
+    END IF;
+    IF EXISTS (SELECT 1 FROM tools WHERE deleted_at IS NULL
+               GROUP BY name HAVING count(*) > 1) THEN
+        found := found || 'live tools that share a name'::text;
+    END IF;
+    IF EXISTS (SELECT 1 FROM agent_handoffs WHERE agent_id = target_agent_id)
+       OR EXISTS (SELECT 1 FROM agent_handoffs GROUP BY agent_id, target_agent_id
+                  HAVING count(*) > 1) THEN
+        found := found || 'handoffs to the agent itself, or two from one agent to another'::text;
+    END IF;
+    IF EXISTS (SELECT 1 FROM model_responses WHERE response_id IS NOT NULL
+               GROUP BY response_id HAVING count(*) > 1) THEN
+        found := found || 'model responses that share a response_id'::text;
+    END IF;
+    IF EXISTS (SELECT 1 FROM run_items WHERE item_type NOT IN (
+                   'message_output_item', 'tool_call_item', 'tool_call_output_item',
+                   'handoff_call_item', 'handoff_output_item', 'reasoning_item',
+                   'mcp_list_tools_item', 'mcp_approval_request_item',
+                   'mcp_approval_response_item', 'tool_approval_item'))
+       OR EXISTS (SELECT 1 FROM tools WHERE tool_type NOT IN (
+                   'function', 'agent', 'file_search', 'web_search', 'computer',
+                   'hosted_mcp', 'local_shell', 'shell', 'apply_patch',
+                   'image_generation', 'code_interpreter'))
+       OR EXISTS (SELECT 1 FROM interruptions
+                  WHERE interruption_type NOT IN ('tool_approval', 'mcp_approval'))
+       OR EXISTS (SELECT 1 FROM model_settings
+                  WHERE reasoning_effort NOT IN
+                        ('none', 'minimal', 'low', 'medium', 'high', 'xhigh')
+                     OR reasoning_summary NOT IN ('auto', 'concise', 'detailed')
+                     OR verbosity NOT IN ('low', 'medium', 'high')
+                     OR truncation NOT IN ('auto', 'disabled')
+                     OR prompt_cache_retention NOT IN ('in_memory', '24h')) THEN
+        found := found || 'item kinds, tool types or settings version 2 does not list'::text;
+    END IF;
+    IF cardinality(found) > 0 THEN
+        RAISE EXCEPTION 'version 2 cannot hold: %', array_to_string(found, '; ')
+            USING HINT = 'Change or delete those rows first; this file deletes nothing.';
     END IF;
 END;
 $$;

@@ -26,16 +26,17 @@
 --   name override, or the SDK's default name, transfer_to_<agent name>; so does
 --   a new row that names none (a trigger, for writers built for version 2).
 -- * runs.max_turns is NULL for an unlimited run, and any number the SDK takes
---   (it does not refuse 0); a run stopped by MaxTurnsExceeded reached it (the
---   SDK counts the turn that went past it, version 2 stopped at it).
+--   (it refuses neither 0 nor a negative one); a run stopped by MaxTurnsExceeded
+--   may count the turn that went past it, as the SDK does.
 -- * Output guardrails have no run_in_parallel in the SDK: they store NULL, input
 --   guardrails always say (a trigger fills true, the SDK's default, and NULL for
 --   output guardrails, so writers built for version 2 keep working).
 -- * A dynamic prompt (a function returning the prompt) is registered by name,
 --   like dynamic instructions: prompt_kind and prompt_ref.
 -- * session_items.position is filled when omitted: the next position of that
---   session, taken under a lock on the session, so concurrent writers never
---   race for it and each session's positions stay dense.
+--   session, taken under the session row's lock, so concurrent writers never
+--   race for it (under READ COMMITTED, PostgreSQL's default; under REPEATABLE
+--   READ the second writer retries a serialization failure).
 -- * cache_write_tokens in the usage tables; model_responses.request_id, and the
 --   token details the run's usage has.
 -- * A response id is the provider's, not ours: no longer unique (the SDK's own
@@ -47,6 +48,11 @@
 --   document's usage query summed both (twice the tokens). An exclusion
 --   constraint (btree_gist) holds this even for concurrent writers.
 --
+-- Writers that upsert ON CONFLICT on a key that went (agents (name) among
+-- live rows, agent_handoffs (agent_id, target_agent_id), model_responses
+-- (response_id)) move to the new ones: agents or tools (fingerprint),
+-- agent_handoffs (agent_id, tool_name).
+--
 -- Before any change, the file checks the data version 2 may hold and this
 -- version cannot: usage rows of both kinds for one run, two handoffs of one
 -- agent that would get one tool name. It stops with a message and a query
@@ -54,10 +60,11 @@
 -- checks come first so a refusal leaves nothing half-done.)
 --
 -- Cost on a large database: one transaction holding ACCESS EXCLUSIVE locks on
--- the tables it alters. Measured on PostgreSQL 15: the exclusion constraint
--- builds a GiST index over usage_metrics (about 3.4 s for 500,000 rows), and
--- run_states rows whose schema_version differs from their state's are rewritten
--- (about 2.9 s for 200,000 states of 2 KB). The new CHECKs on the token
+-- the tables it alters (reads of run_items, runs and agents wait too). Measured
+-- on PostgreSQL 15 with 500,000 runs, usage rows and run items and 200,000
+-- states: 7 to 9 s in all, most of it the exclusion constraint's GiST index
+-- over usage_metrics (3 to 6 s) and rewriting the run_states rows whose
+-- schema_version differs from their state's (about 3 s for 2 KB states). The new CHECKs on the token
 -- columns are NOT VALID: the lists they replace held only such tokens, so
 -- scanning run_items would prove nothing; new rows are checked all the same.
 --
@@ -102,10 +109,13 @@ BEGIN
     ) AS twice;
     IF clashes > 0 THEN
         RAISE EXCEPTION '% agent(s) have two handoffs that would get one tool name', clashes
-            USING HINT = 'Give one of each pair a handoff_configs.tool_name_override '
-                '(the SDK''s default name is transfer_to_ and the target''s name, '
-                'lowercased, with every character but a-z, 0-9 and _ replaced by _), '
-                'then migrate again.';
+            USING HINT = 'Delete a handoff to a soft-deleted agent, or give one of '
+                'each pair a handoff_configs.tool_name_override (the SDK''s default '
+                'name is transfer_to_ and the target''s name, lowercased, every '
+                'character but a-z, 0-9 and _ replaced by _), then migrate again. '
+                'The pairs: SELECT h.agent_id, a.name, a.deleted_at FROM '
+                'agent_handoffs h JOIN agents a ON a.id = h.target_agent_id '
+                'ORDER BY 1, lower(a.name)';
     END IF;
 END;
 $$;
@@ -114,7 +124,7 @@ CREATE EXTENSION IF NOT EXISTS btree_gist;
 
 -- Handoff tool names as the SDK gives them -------------------------------------
 CREATE FUNCTION handoff_default_tool_name(target_agent_id uuid) RETURNS text
-LANGUAGE sql STABLE
+LANGUAGE sql STABLE SET search_path = pg_catalog, pg_temp
 AS $$
     -- The SDK's Handoff.default_tool_name: transfer_to_<name>, every character
     -- but ASCII letters, digits and '_' replaced by '_', lowercased.
@@ -127,7 +137,7 @@ COMMENT ON FUNCTION handoff_default_tool_name(uuid) IS
 
 CREATE FUNCTION handoff_tool_name(target_agent_id uuid, handoff_config_id uuid)
 RETURNS text
-LANGUAGE sql STABLE
+LANGUAGE sql STABLE SET search_path = pg_catalog, pg_temp
 AS $$
     SELECT coalesce(
         (SELECT nullif(c.tool_name_override, '')
@@ -243,18 +253,33 @@ COMMENT ON COLUMN agent_handoffs.tool_name IS
 CREATE INDEX agent_handoffs_agent_id_target_agent_id_idx
     ON agent_handoffs (agent_id, target_agent_id);
 
+-- SECURITY DEFINER, as session_items_fill_position below: a role that may only
+-- insert handoffs (enough in version 2) needs no rights on the configurations.
+-- An UPDATE that moves the handoff (another target or configuration) without
+-- naming it takes that one's name, as version 2 would have derived it; the
+-- stored name is the handoff's own otherwise (renaming an agent does not
+-- rename the handoffs to it, as in the SDK).
 CREATE FUNCTION agent_handoffs_fill_tool_name() RETURNS trigger
-LANGUAGE plpgsql AS $$
+LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $$
 BEGIN
+    IF TG_OP = 'UPDATE' AND NEW.tool_name IS NOT DISTINCT FROM OLD.tool_name
+       AND (NEW.target_agent_id, NEW.handoff_config_id)
+           IS DISTINCT FROM (OLD.target_agent_id, OLD.handoff_config_id) THEN
+        NEW.tool_name := NULL;
+    END IF;
     NEW.tool_name := coalesce(
-        NEW.tool_name, handoff_tool_name(NEW.target_agent_id, NEW.handoff_config_id));
+        nullif(NEW.tool_name, ''),
+        public.handoff_tool_name(NEW.target_agent_id, NEW.handoff_config_id));
     RETURN NEW;
 END;
 $$;
+REVOKE EXECUTE ON FUNCTION agent_handoffs_fill_tool_name() FROM PUBLIC;
 COMMENT ON FUNCTION agent_handoffs_fill_tool_name() IS
     'Trigger function: a handoff without a tool name gets the one the SDK '
     'would give it.';
-CREATE TRIGGER agent_handoffs_fill_tool_name BEFORE INSERT ON agent_handoffs
+CREATE TRIGGER agent_handoffs_fill_tool_name
+    BEFORE INSERT OR UPDATE OF tool_name, target_agent_id, handoff_config_id
+    ON agent_handoffs
     FOR EACH ROW EXECUTE FUNCTION agent_handoffs_fill_tool_name();
 
 -- Runs: any turn limit the SDK takes, and the turn that went past it ----------
@@ -264,8 +289,8 @@ ALTER TABLE runs
     DROP CONSTRAINT runs_turns_check,
     ADD CONSTRAINT runs_turns_check CHECK (
         CASE WHEN status = 'max_turns_exceeded'
-            THEN max_turns IS NOT NULL AND current_turn >= max_turns
-            ELSE max_turns IS NULL OR current_turn <= max_turns
+            THEN max_turns IS NOT NULL
+            ELSE max_turns IS NULL OR current_turn <= greatest(max_turns, 0)
         END
     );
 COMMENT ON COLUMN runs.max_turns IS 'NULL: the run had no turn limit.';
@@ -302,22 +327,32 @@ CREATE TRIGGER guardrails_fill_run_in_parallel
     FOR EACH ROW EXECUTE FUNCTION guardrails_fill_run_in_parallel();
 
 -- Session positions: the session's next one, under its row lock ---------------
--- SECURITY DEFINER: a role that may only INSERT items gets positions too (it
--- needs no SELECT on the items nor a row lock on the session). The lock is a
--- transaction advisory lock on the session, so writers of one session take
--- turns here; rows an INSERT already added are visible to its later rows, so a
--- multi-row INSERT gets consecutive positions.
+-- The first item a transaction adds to a session updates the session's row
+-- (its updated_at): writers of one session take turns from there to commit,
+-- under READ COMMITTED each then sees the other's items, and under REPEATABLE
+-- READ the second gets a serialization failure to retry rather than a taken
+-- position. It is the row lock the shipped store takes first, so the two never
+-- deadlock. Rows an INSERT already added are visible to its later rows, so a
+-- multi-row INSERT gets consecutive positions. SECURITY DEFINER: a role that
+-- may only INSERT items gets positions too; no one else may call it.
 CREATE FUNCTION session_items_fill_position() RETURNS trigger
 LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $$
+DECLARE
+    locked text := coalesce(current_setting('schemactl.locked_sessions', true), '');
 BEGIN
     IF NEW.position IS NULL THEN
-        PERFORM pg_advisory_xact_lock(hashtextextended(NEW.session_id::text, 3));
+        IF strpos(locked, NEW.session_id::text) = 0 THEN
+            UPDATE public.sessions SET updated_at = now() WHERE id = NEW.session_id;
+            PERFORM set_config(
+                'schemactl.locked_sessions', locked || NEW.session_id::text || ',', true);
+        END IF;
         SELECT coalesce(max(i.position) + 1, 0) INTO NEW.position
         FROM public.session_items AS i WHERE i.session_id = NEW.session_id;
     END IF;
     RETURN NEW;
 END;
 $$;
+REVOKE EXECUTE ON FUNCTION session_items_fill_position() FROM PUBLIC;
 COMMENT ON FUNCTION session_items_fill_position() IS
     'Trigger function: an item without a position goes after the last item of '
     'its session.';
@@ -357,7 +392,7 @@ COMMENT ON TABLE usage_metrics IS
 CREATE FUNCTION run_states_schema_version_from_state() RETURNS trigger
 LANGUAGE plpgsql AS $$
 BEGIN
-    IF NEW.state_data ? '$schemaVersion' THEN
+    IF NEW.state_data ->> '$schemaVersion' IS NOT NULL THEN
         NEW.schema_version := NEW.state_data ->> '$schemaVersion';
     END IF;
     RETURN NEW;
@@ -368,14 +403,15 @@ COMMENT ON FUNCTION run_states_schema_version_from_state() IS
     'carries, when it carries one.';
 UPDATE run_states SET schema_version = state_data ->> '$schemaVersion'
 WHERE schema_version IS DISTINCT FROM state_data ->> '$schemaVersion'
-  AND state_data ? '$schemaVersion';
+  AND state_data ->> '$schemaVersion' IS NOT NULL;
 ALTER TABLE run_states
     ALTER COLUMN schema_version DROP DEFAULT,
     ALTER COLUMN schema_version DROP NOT NULL,
     ADD CONSTRAINT run_states_schema_version_check CHECK (
         schema_version = coalesce(state_data ->> '$schemaVersion', schema_version)
     );
-CREATE TRIGGER run_states_schema_version BEFORE INSERT OR UPDATE ON run_states
+CREATE TRIGGER run_states_schema_version
+    BEFORE INSERT OR UPDATE OF state_data, schema_version ON run_states
     FOR EACH ROW EXECUTE FUNCTION run_states_schema_version_from_state();
 COMMENT ON COLUMN run_states.schema_version IS
     'RunState''s $schemaVersion (1.21 in openai-agents 0.24), taken from '

@@ -106,12 +106,15 @@ def test_unlimited_and_exceeded_runs(schema_db):
         "completed_at) VALUES (%s, '1', %s, %s, %s, %s)"
     )
     schema_db.execute(insert, (agent, None, 500, "running", None))
-    # The SDK takes any limit (0 too) and counts the turn that went past it.
+    # The SDK takes any limit (0 and below too) and counts the turn that went
+    # past it; version 2 stopped at it.
+    schema_db.execute(insert, (agent, -5, 0, "running", None))
     schema_db.execute(insert, (agent, 0, 1, "max_turns_exceeded", "now"))
     schema_db.execute(insert, (agent, 3, 4, "max_turns_exceeded", "now"))
+    schema_db.execute(insert, (agent, 3, 3, "max_turns_exceeded", "now"))
     for max_turns, turn, status in [
         (3, 4, "completed"),
-        (3, 2, "max_turns_exceeded"),
+        (-5, 1, "running"),
         (None, 4, "max_turns_exceeded"),
     ]:
         with pytest.raises(errors.CheckViolation):
@@ -438,19 +441,149 @@ def test_down_refuses_rows_version_2_cannot_hold(version2):
     runner.migrate(settings)
     make_agent(conn, "twin")
     make_agent(conn, "twin")
-    with pytest.raises(MigrationFailed, match="agents_name_live_key"):
+    with pytest.raises(MigrationFailed, match="live agents that share a name"):
         runner.rollback(settings, target=2)
     assert one(conn, "SELECT max(version) FROM schema_migrations") == 3
     assert one(conn, "SELECT count(*) FROM agents WHERE name = 'twin'") == 2
 
 
-def test_down_refuses_to_lose_a_dynamic_prompt(version2):
+def test_down_refuses_everything_version_2_cannot_hold_at_once(version2):
     settings, conn = version2
     runner.migrate(settings)
     conn.execute(
         "INSERT INTO agents (name, prompt_kind, prompt_ref) "
         "VALUES ('dyn', 'dynamic', 'app.prompts.make')"
     )
-    with pytest.raises(MigrationFailed, match="dynamic prompt"):
+    conn.execute(
+        "INSERT INTO runs (agent_id, input, max_turns) SELECT id, '1', NULL FROM agents"
+    )
+    with pytest.raises(MigrationFailed, match=r"dynamic prompt.*without a turn limit"):
         runner.rollback(settings, target=2)
     assert one(conn, "SELECT prompt_ref FROM agents") == "app.prompts.make"
+
+
+def test_repeatable_read_writers_retry_rather_than_collide(schema_url, schema_db):
+    session = one(
+        schema_db, "INSERT INTO sessions (session_key) VALUES ('s') RETURNING id"
+    )
+    barrier = threading.Barrier(3)
+    outcomes: list[str] = []
+
+    def add_one() -> None:
+        with psycopg.connect(schema_url) as conn:
+            conn.isolation_level = psycopg.IsolationLevel.REPEATABLE_READ
+            barrier.wait()
+            while True:
+                try:
+                    with conn.transaction():
+                        conn.execute("SELECT 1")  # take the snapshot first
+                        conn.execute(
+                            "INSERT INTO session_items (session_id, item_data) "
+                            "VALUES (%s, '{}')",
+                            (session,),
+                        )
+                    outcomes.append("ok")
+                    return
+                except errors.SerializationFailure:
+                    continue  # what REPEATABLE READ writers do
+                except psycopg.Error as exc:
+                    outcomes.append(type(exc).__name__)
+                    return
+
+    threads = [threading.Thread(target=add_one) for _ in range(3)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert outcomes == ["ok"] * 3
+    assert schema_db.execute(
+        "SELECT array_agg(position ORDER BY position) FROM session_items"
+    ).fetchone() == ([0, 1, 2],)
+
+
+def test_a_writer_that_locks_the_session_first_and_one_that_updates_it_after(
+    schema_url, schema_db
+):
+    session = one(
+        schema_db, "INSERT INTO sessions (session_key) VALUES ('s') RETURNING id"
+    )
+    insert = "INSERT INTO session_items (session_id, item_data) VALUES (%s, '{}')"
+    locked = threading.Event()
+    failures: list[BaseException] = []
+
+    def store_style() -> None:  # what schemactl.agent_store does
+        try:
+            with psycopg.connect(schema_url) as conn, conn.transaction():
+                conn.execute(
+                    "SELECT 1 FROM sessions WHERE id = %s FOR NO KEY UPDATE", (session,)
+                )
+                locked.set()
+                conn.execute("SELECT pg_sleep(0.2)")
+                conn.execute(insert, (session,))
+        except BaseException as exc:
+            failures.append(exc)
+
+    def touch_after() -> None:
+        try:
+            locked.wait()
+            with psycopg.connect(schema_url) as conn, conn.transaction():
+                conn.execute(insert, (session,))
+                conn.execute(
+                    "UPDATE sessions SET metadata = '{}' WHERE id = %s", (session,)
+                )
+        except BaseException as exc:
+            failures.append(exc)
+
+    threads = [
+        threading.Thread(target=store_style),
+        threading.Thread(target=touch_after),
+    ]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert failures == []
+    assert one(schema_db, "SELECT count(*) FROM session_items") == 2
+
+
+def test_handoff_names_follow_their_configuration_and_any_search_path(schema_db):
+    triage, billing = make_agent(schema_db, "triage"), make_agent(schema_db, "billing")
+    schema_db.execute("SET search_path = wai")
+    schema_db.execute(
+        "INSERT INTO public.agent_handoffs (agent_id, target_agent_id) VALUES (%s, %s)",
+        (triage, billing),
+    )
+    config = one(
+        schema_db,
+        "INSERT INTO public.handoff_configs (target_agent_id, tool_name_override) "
+        "VALUES (%s, 'escalate') RETURNING id",
+        (billing,),
+    )
+    schema_db.execute(
+        "UPDATE public.agent_handoffs SET handoff_config_id = %s", (config,)
+    )
+    assert one(schema_db, "SELECT tool_name FROM public.agent_handoffs") == "escalate"
+    schema_db.execute("RESET search_path")
+    assert not one(
+        schema_db,
+        "SELECT has_function_privilege('public', "
+        "'session_items_fill_position()', 'EXECUTE')",
+    )
+
+
+def test_version_2_runs_and_states_of_every_shape_upgrade(version2):
+    settings, conn = version2
+    agent = make_agent(conn)
+    conn.execute(
+        "INSERT INTO runs (agent_id, input, status, current_turn, max_turns, "
+        "completed_at) VALUES (%s, '1', 'max_turns_exceeded', 0, 10, now())",
+        (agent,),
+    )
+    run = make_run(conn, agent)
+    conn.execute(
+        "INSERT INTO run_states (run_id, state_data) "
+        "VALUES (%s, '{\"$schemaVersion\": null}')",
+        (run,),
+    )
+    runner.migrate(settings)
+    assert one(conn, "SELECT schema_version FROM run_states") == "1.0"
