@@ -10,33 +10,44 @@ from __future__ import annotations
 import asyncio
 import os
 import sys
+from pathlib import Path
 from typing import Any
 
 from agents import Agent, function_tool, set_tracing_disabled
-from agents.testing import ScriptedModel, assistant_message, function_call
+from agents.testing import (
+    ModelCall,
+    ModelStep,
+    ScriptedModel,
+    assistant_message,
+    function_call,
+)
 
 from schemactl.agent_store import AgentStore
 
 set_tracing_disabled(True)
-BLOCK = "SCHEMACTL_TEST_BLOCK_IN_TOOL"
+# Where the process blocks (then says READY): "model" (resume: in the model
+# call after the approved or rejected gate) or "tool" (run: in wait_here).
+BLOCK = "SCHEMACTL_TEST_BLOCK_IN"
+
+
+async def _ready_and_wait() -> None:
+    sys.stdout.write("READY\n")
+    sys.stdout.flush()
+    await asyncio.Event().wait()
 
 
 @function_tool(needs_approval=True)
-async def gate(door: str) -> str:
+def gate(door: str) -> str:
     """Open a door (a human approves it first)."""
-    if os.environ.get(BLOCK):
-        sys.stdout.write("READY\n")
-        sys.stdout.flush()
-        await asyncio.Event().wait()
+    with Path(os.environ.get("SCHEMACTL_TEST_GATE_LOG", os.devnull)).open("a") as log:
+        log.write(f"{door} opened\n")
     return f"{door} is open"
 
 
 @function_tool
 async def wait_here() -> str:
-    """Wait (blocks when told to)."""
-    sys.stdout.write("READY\n")
-    sys.stdout.flush()
-    await asyncio.Event().wait()
+    """Wait for ever."""
+    await _ready_and_wait()
     return "never"
 
 
@@ -49,6 +60,12 @@ def first_steps() -> ScriptedModel:
 
 
 def last_steps() -> ScriptedModel:
+    if os.environ.get(BLOCK) == "model":
+
+        async def block(call: ModelCall) -> Any:
+            await _ready_and_wait()
+
+        return ScriptedModel([ModelStep.respond(block)])
     return ScriptedModel([[assistant_message("The front door is open.")]])
 
 

@@ -10,16 +10,18 @@ import signal
 import subprocess
 import sys
 from collections.abc import Iterator
+from contextlib import aclosing
 from pathlib import Path
 from typing import Any
 
 import psycopg
 import pytest
-from agents import Agent, ModelSettings, RunContextWrapper, function_tool
+from agents import Agent, ModelSettings, RunConfig, RunContextWrapper, function_tool
 from agents.exceptions import UserError
 from agents.testing import ModelStep, ScriptedModel, assistant_message, function_call
 
 from schemactl.agent_store import AgentStore, RecordingFailed, StoreError
+from schemactl.agent_store.liveness import RunLocks
 from tests.agent_store import crash, scenario
 from tests.agent_store.conftest import rows
 
@@ -28,16 +30,18 @@ CRASH = "from tests.agent_store.crash import main; main()"
 
 
 @pytest.fixture
-def blocked(schema_url) -> Iterator[Any]:
-    """Start a process that blocks inside a tool; yield a function that starts
-    it with arguments and waits until it blocks; kill it afterwards."""
+def blocked(tmp_path) -> Iterator[Any]:
+    """Start a process that blocks where it is told (crash.py); return it once
+    it says so; kill it afterwards. The gate tool logs each opening to a file
+    of this test."""
     started: list[subprocess.Popen[str]] = []
+    log = tmp_path / "gate.log"
 
-    def start(*args: str) -> subprocess.Popen[str]:
+    def start(where: str, *args: str) -> subprocess.Popen[str]:
         process = subprocess.Popen(
             [sys.executable, "-c", CRASH, *args],
             cwd=ROOT,
-            env={**os.environ, crash.BLOCK: "1"},
+            env={**os.environ, crash.BLOCK: where, "SCHEMACTL_TEST_GATE_LOG": str(log)},
             stdout=subprocess.PIPE,
             stderr=subprocess.PIPE,
             text=True,
@@ -47,6 +51,7 @@ def blocked(schema_url) -> Iterator[Any]:
         assert process.stdout.readline() == "READY\n", process.stderr
         return process
 
+    start.log = log  # type: ignore[attr-defined]
     yield start
     for process in started:
         process.kill()
@@ -61,16 +66,21 @@ def kill(process: subprocess.Popen[str]) -> None:
     process.wait(timeout=30)
 
 
-async def interrupted_gate_run(url: str) -> Any:
+async def interrupted_gate_run(url: str, *, approve: bool = True) -> Any:
     async with AgentStore(url) as store:
         stored = await store.run(crash.gatekeeper(crash.first_steps()), "open up")
-        await store.approve(stored.run_id, "g1", by="alice")
+        if approve:
+            await store.approve(stored.run_id, "g1", by="alice")
+        else:
+            await store.reject(stored.run_id, "g1", by="bob")
     return stored.run_id
 
 
-def test_a_run_whose_process_died_is_taken_over_not_doubled(schema_url, db, blocked):
-    run_id = asyncio.run(interrupted_gate_run(schema_url))
-    process = blocked("resume", schema_url, str(run_id))
+def test_a_run_whose_process_died_before_any_tool_is_taken_over(
+    schema_url, db, blocked
+):
+    run_id = asyncio.run(interrupted_gate_run(schema_url, approve=False))
+    process = blocked("model", "resume", schema_url, str(run_id))
 
     async def while_it_lives() -> None:
         async with AgentStore(schema_url) as store:
@@ -84,11 +94,32 @@ def test_a_run_whose_process_died_is_taken_over_not_doubled(schema_url, db, bloc
     stored = asyncio.run(crash.resume(schema_url, str(run_id)))
     assert stored.result.final_output == "The front door is open."
     assert rows(db, "SELECT status FROM runs") == [("completed",)]
-    assert rows(db, "SELECT call_id, status FROM tool_calls") == [("g1", "completed")]
+    assert rows(db, "SELECT call_id, status FROM tool_calls") == [("g1", "rejected")]
+
+
+def test_a_run_whose_process_died_after_a_tool_ran_never_runs_it_again(
+    schema_url, db, blocked
+):
+    run_id = asyncio.run(interrupted_gate_run(schema_url))
+    kill(blocked("model", "resume", schema_url, str(run_id)))
+    assert blocked.log.read_text() == "front opened\n"
+    # The journal says the approved call ran, with its output.
+    assert rows(db, "SELECT status, output FROM tool_calls") == [
+        ("completed", "front is open")
+    ]
+    with pytest.raises(StoreError, match="gate started"):
+        asyncio.run(crash.resume(schema_url, str(run_id)))
+
+    async def recover() -> dict[Any, str]:
+        async with AgentStore(schema_url) as store:
+            return await store.recover_abandoned_runs()
+
+    assert asyncio.run(recover()) == {run_id: "failed"}
+    assert blocked.log.read_text() == "front opened\n"
 
 
 def test_a_fresh_run_whose_process_died_is_recovered_as_failed(schema_url, db, blocked):
-    kill(blocked("run", schema_url))
+    kill(blocked("tool", "run", schema_url))
 
     async def recover() -> dict[Any, str]:
         async with AgentStore(schema_url) as store:
@@ -99,6 +130,27 @@ def test_a_fresh_run_whose_process_died_is_recovered_as_failed(schema_url, db, b
     assert rows(db, "SELECT status, error ->> 'type' FROM runs") == [
         ("failed", "Abandoned")
     ]
+    assert rows(db, "SELECT tool_name, status FROM tool_calls") == [
+        ("wait_here", "in_progress")
+    ]
+
+
+def test_one_store_never_drives_one_run_twice(schema_url, db):
+    run_id = asyncio.run(interrupted_gate_run(schema_url))
+
+    async def double_click() -> list[Any]:
+        async with AgentStore(schema_url) as store:
+            desk = [crash.gatekeeper(crash.last_steps()) for _ in range(2)]
+            spelled = [run_id, str(run_id).upper()]
+            outcomes: list[Any] = await asyncio.gather(
+                *(store.resume(r, a) for r, a in zip(spelled, desk, strict=True)),
+                return_exceptions=True,
+            )
+            return outcomes
+
+    outcomes = asyncio.run(double_click())
+    assert sum(isinstance(o, StoreError) for o in outcomes) == 1
+    assert rows(db, "SELECT status FROM tool_calls") == [("completed",)]
 
 
 def test_terminated_connections_do_not_lose_the_run(schema_url):
@@ -161,8 +213,11 @@ def test_a_failed_final_write_still_returns_the_result(schema_url, db):
 
 
 def test_a_resume_that_fails_before_it_does_anything_stays_resumable(schema_url, db):
-    run_id = asyncio.run(interrupted_gate_run(schema_url))
-    db.execute("UPDATE interruptions SET status = 'pending', resolved_at = NULL")
+    run_id = asyncio.run(interrupted_gate_run(schema_url, approve=False))
+    db.execute(
+        "UPDATE interruptions SET status = 'pending', resolved_at = NULL, "
+        "resolved_by = NULL"
+    )
 
     async def reject_then_fail_then_succeed() -> Any:
         async with AgentStore(schema_url) as store:
@@ -205,25 +260,30 @@ def test_a_failed_run_keeps_the_responses_it_paid_for(schema_url, db):
     assert rows(db, "SELECT count(*) FROM model_responses") == [(1,)]
 
 
-def test_usage_of_agents_run_as_tools_is_counted(schema_url, db):
+def test_usage_of_agents_run_as_tools_is_counted_per_agent(schema_url, db):
+    def step(output: Any, input_tokens: int) -> ModelStep:
+        return ModelStep(output=output, usage=scenario.usage(input_tokens, 10))
+
     model = ScriptedModel(
         [
-            ModelStep(
-                output=[function_call("ask_expert", {"input": "why?"}, call_id="a1")],
-                usage=scenario.usage(100, 10),
-            ),
-            ModelStep(
-                output=[assistant_message("because")], usage=scenario.usage(1000, 50)
-            ),
-            ModelStep(
-                output=[assistant_message("The expert says: because.")],
-                usage=scenario.usage(200, 20),
-            ),
+            step([function_call("ask_expert", {"input": "why?"}, call_id="a1")], 100),
+            step([assistant_message("because")], 1000),
+            step([function_call("ask_intern", {"input": "sure?"}, call_id="a2")], 150),
+            step([assistant_message("yes")], 10),
+            step([assistant_message("The expert says: because.")], 200),
         ]
     )
-    expert = Agent(name="expert", model=model)
+    expert, intern = (
+        Agent(name="expert", model=model),
+        Agent(name="intern", model=model),
+    )
     lead = Agent(
-        name="lead", model=model, tools=[expert.as_tool("ask_expert", "Ask the expert")]
+        name="lead",
+        model=model,
+        tools=[
+            expert.as_tool("ask_expert", "Ask the expert"),
+            intern.as_tool("ask_intern", "Ask the intern"),
+        ],
     )
 
     async def go() -> Any:
@@ -239,7 +299,7 @@ def test_usage_of_agents_run_as_tools_is_counted(schema_url, db):
         db,
         "SELECT a.name, u.input_tokens FROM usage_metrics u "
         "JOIN agents a ON a.id = u.agent_id ORDER BY 1",
-    ) == [("expert", 1000), ("lead", 300)]
+    ) == [("expert", 1000), ("intern", 10), ("lead", 450)]
 
 
 def test_credentials_in_the_context_and_settings_are_not_stored(schema_url, db):
@@ -288,3 +348,119 @@ def test_credentials_in_the_context_and_settings_are_not_stored(schema_url, db):
     )
     assert "charged 5" in everything  # the scan sees the run's rows
     assert secret not in everything
+
+
+def test_credentials_of_agents_run_as_tools_are_not_stored_either(schema_url, db):
+    secret = "sk-test-nested-secret"
+
+    @function_tool(needs_approval=True)
+    def charge(ctx: RunContextWrapper[Any], amount: int) -> str:
+        """Charge the card on file."""
+        return f"charged {amount}"
+
+    model = ScriptedModel(
+        [
+            [function_call("ask_cashier", {"input": "charge 5"}, call_id="n1")],
+            [function_call("charge", {"amount": 5}, call_id="c1")],
+        ]
+    )
+    cashier = Agent(name="cashier", model=model, tools=[charge])
+    lead = Agent(
+        name="lead",
+        model=model,
+        tools=[cashier.as_tool("ask_cashier", "Ask the cashier")],
+    )
+
+    async def go() -> Any:
+        async with AgentStore(schema_url) as store:
+            return await store.run(lead, "charge 5", context={"api_key": secret})
+
+    assert asyncio.run(go()).interrupted
+    states = rows(db, "SELECT state_data::text FROM run_states")
+    assert len(states) == 1
+    assert "agent_run_state" in states[0][0]  # the nested run's own state is there
+    assert secret not in states[0][0]
+
+
+def test_a_stream_closed_after_its_answer_is_completed(schema_url, db):
+    model = ScriptedModel([[assistant_message("All done.")]])
+
+    async def read_until_the_answer() -> None:
+        async with AgentStore(schema_url) as store:
+            stored = await store.run_streamed(Agent(name="brief", model=model), "go")
+            async with aclosing(stored.stream_events()) as events:
+                async for event in events:
+                    if getattr(event, "name", None) == "message_output_created":
+                        break
+
+    asyncio.run(read_until_the_answer())
+    assert rows(db, "SELECT status, final_output FROM runs") == [
+        ("completed", "All done.")
+    ]
+
+
+def test_texts_postgresql_refuses_are_stored_escaped(schema_url, db):
+    model = ScriptedModel(
+        [
+            ModelStep(
+                output=[assistant_message("ok")],
+                response_id="resp\x00",
+                request_id="\ud800",
+            )
+        ]
+    )
+
+    async def go() -> Any:
+        async with AgentStore(schema_url) as store:
+            return await store.run(
+                Agent(name="odd\x00name", model=model),
+                "hi",
+                run_config=RunConfig(workflow_name="flow\x00", group_id="\udc00"),
+            )
+
+    assert asyncio.run(go()).result.final_output == "ok"
+    assert rows(db, "SELECT status FROM runs") == [("completed",)]
+
+
+def test_a_run_taken_over_while_its_lock_connection_was_away_is_not_overwritten(
+    schema_url, db
+):
+    rival = RunLocks(schema_url)
+
+    @function_tool
+    async def lose_the_lock() -> str:
+        """Drop this store's lock connection; another process takes the run."""
+        with psycopg.connect(schema_url, autocommit=True) as conn:
+            conn.execute(
+                "SELECT pg_terminate_backend(pid) FROM pg_stat_activity "
+                "WHERE application_name = 'schemactl-agent-store-locks' "
+                "AND datname = current_database()"
+            )
+            run = conn.execute(
+                "SELECT id FROM runs WHERE status = 'running'"
+            ).fetchone()
+        assert run is not None
+        (run_id,) = run
+        assert await rival.try_hold(run_id)
+        return "lost"
+
+    model = ScriptedModel(
+        [
+            [function_call("lose_the_lock", {}, call_id="l1")],
+            [assistant_message("done")],
+        ]
+    )
+
+    async def go() -> None:
+        try:
+            async with AgentStore(schema_url) as store:
+                await store.run(
+                    Agent(name="loser", model=model, tools=[lose_the_lock]), "go"
+                )
+        finally:
+            await rival.close()
+
+    with pytest.raises(RecordingFailed, match="taken over") as caught:
+        asyncio.run(go())
+    assert caught.value.result.final_output == "done"
+    assert rows(db, "SELECT status FROM runs") == [("running",)]

@@ -63,7 +63,7 @@ def test_an_interrupted_stream_resumes_from_the_store(schema_url, db):
     assert rows(db, "SELECT count(*) FROM model_responses") == [(4,)]
 
 
-def test_a_stream_closed_early_is_kept_as_cancelled(schema_url, db):
+def test_a_stream_cancelled_and_closed_early_is_kept_as_cancelled(schema_url, db):
     @function_tool
     async def slow() -> str:
         """Take a while."""
@@ -79,6 +79,7 @@ def test_a_stream_closed_early_is_kept_as_cancelled(schema_url, db):
             )
             async with aclosing(stored.stream_events()) as events:
                 async for _ in events:
+                    stored.cancel()
                     break
 
     asyncio.run(leave_early())

@@ -30,6 +30,7 @@ from agents.usage import Usage
 from psycopg import AsyncConnection
 
 from schemactl.agent_store import definitions
+from schemactl.agent_store.journal import ToolJournal
 from schemactl.agent_store.jsonsafe import dumps, escape_text, to_json
 
 COUNTS = """
@@ -210,16 +211,25 @@ class Final:
 
 
 class RecordingHooks(RunHooks[Any]):
-    """Remembers which agent asked for each model response, and when each tool
-    ran; forwards every call to the application's own hooks, if any."""
+    """Remembers which agent asked for each model response, when each tool
+    ran and what agents run as tools used; writes tool calls to the journal
+    as they start and end; forwards every call to the application's hooks."""
 
-    def __init__(self, inner: RunHooks[Any] | None = None) -> None:
+    def __init__(
+        self, inner: RunHooks[Any] | None = None, journal: ToolJournal | None = None
+    ) -> None:
         self.inner = inner
+        self.journal = journal
         self.response_agents: dict[int, Agent[Any]] = {}
         # The responses themselves: a failure without run data still has them.
         self.responses: list[ModelResponse] = []
         self.tool_times: dict[str, list[datetime | None]] = {}
         self.tools_started = 0
+        # Usage of agents run as tools: the nested run adds to the run's own
+        # usage while the call lasts (taken only when no other call overlaps).
+        self.nested_usage: list[tuple[Agent[Any], tuple[int, ...]]] = []
+        self._nested_open: dict[str, tuple[Agent[Any], tuple[int, ...]]] = {}
+        self._overlapped = False
 
     async def on_llm_start(self, context: Any, agent: Any, *args: Any) -> None:
         if self.inner is not None:
@@ -248,6 +258,13 @@ class RecordingHooks(RunHooks[Any]):
         call_id = getattr(context, "tool_call_id", None)
         if call_id:
             self.tool_times[call_id] = [datetime.now(UTC), None]
+        nested = getattr(tool, "_agent_instance", None)
+        usage = getattr(context, "usage", None)
+        if call_id and isinstance(nested, Agent) and isinstance(usage, Usage):
+            self._overlapped = self._overlapped or bool(self._nested_open)
+            self._nested_open[call_id] = (nested, usage_tokens(usage))
+        if self.journal is not None:
+            await self.journal.started(context, agent, tool)
         if self.inner is not None:
             await self.inner.on_tool_start(context, agent, tool)
 
@@ -257,6 +274,18 @@ class RecordingHooks(RunHooks[Any]):
         call_id = getattr(context, "tool_call_id", None)
         if call_id in self.tool_times:
             self.tool_times[call_id][1] = datetime.now(UTC)
+        opened = self._nested_open.pop(call_id, None) if call_id else None
+        usage = getattr(context, "usage", None)
+        if opened is not None and isinstance(usage, Usage) and not self._overlapped:
+            nested, before = opened
+            delta = tuple(
+                a - b for a, b in zip(usage_tokens(usage), before, strict=True)
+            )
+            self.nested_usage.append((nested, delta))
+        if not self._nested_open:
+            self._overlapped = False
+        if self.journal is not None:
+            await self.journal.finished(context, result)
         if self.inner is not None:
             await self.inner.on_tool_end(context, agent, tool, result)
 
@@ -282,6 +311,10 @@ class RunWriter:
         items, responses, inputs, outputs, tool_inputs, tool_outputs = counts
         item_ids = await self._items(conn, outcome.new_items[items:], items)
         await self._responses(conn, outcome.raw_responses[responses:], responses)
+        # A write retried after its commit went through finds nothing new, and
+        # must not add the nested usage again.
+        if items < len(outcome.new_items) or responses < len(outcome.raw_responses):
+            await self._nested(conn)
         if outcome.usage is not None:
             await self._unattributed_usage(conn, outcome)
         await self._tool_calls(conn, outcome, item_ids)
@@ -347,8 +380,8 @@ class RunWriter:
                     self.run_id,
                     agent_id,
                     first + offset + 1,
-                    response.response_id,
-                    getattr(response, "request_id", None),
+                    _escaped(response.response_id),
+                    _escaped(getattr(response, "request_id", None)),
                     model,
                     dumps(response.output),
                     *tokens,
@@ -365,12 +398,18 @@ class RunWriter:
                 (metric_id, row[0], entries, model, *tokens[1:]),
             )
 
+    async def _nested(self, conn: AsyncConnection[Any]) -> None:
+        """Add what each agent run as a tool used, to that agent."""
+        for agent, delta in self.hooks.nested_usage:
+            if any(delta):
+                await self._add_usage(conn, agent, delta)
+
     async def _unattributed_usage(
         self, conn: AsyncConnection[Any], outcome: Outcome
     ) -> None:
-        """Add what the SDK counted but no response of this run carried: the
-        requests of agents run as tools (nested runs). It goes to the agent
-        the last agent tool ran, else to the starting agent."""
+        """Add what the SDK counted but neither a response of this run nor a
+        call of an agent tool carried (agent tools that ran at once), to the
+        starting agent: a run's rows always add up to the SDK's total."""
         assert outcome.usage is not None
         cursor = await conn.execute(RECORDED_USAGE, (self.run_id,))
         recorded = await cursor.fetchone()
@@ -379,9 +418,13 @@ class RunWriter:
             max(total - done, 0)
             for total, done in zip(usage_tokens(outcome.usage), recorded, strict=True)
         )
-        if not any(delta):
-            return
-        agent = self._nested_agent(outcome) or self.root
+        if any(delta):
+            await self._add_usage(conn, self.root, delta)
+
+    async def _add_usage(
+        self, conn: AsyncConnection[Any], agent: Agent[Any], delta: tuple[int, ...]
+    ) -> None:
+        """Usage no response row of this run carries, as one request entry."""
         cursor = await conn.execute(
             ADD_USAGE, (self.run_id, self._agent_id(agent), *delta)
         )
@@ -397,18 +440,6 @@ class RunWriter:
                 *delta[1:],
             ),
         )
-
-    def _nested_agent(self, outcome: Outcome) -> Agent[Any] | None:
-        nested = None
-        for item in outcome.new_items:
-            if not isinstance(item, ToolCallItem):
-                continue
-            for tool in getattr(item.agent, "tools", []):
-                if tool.name == _tool_name(item) and isinstance(
-                    getattr(tool, "_agent_instance", None), Agent
-                ):
-                    nested = tool._agent_instance
-        return nested
 
     async def _tool_calls(
         self, conn: AsyncConnection[Any], outcome: Outcome, item_ids: dict[str, Any]
@@ -591,6 +622,10 @@ def item_json(item: RunItem) -> dict[str, Any]:
     if isinstance(item, ToolApprovalItem):
         data["tool_name"] = item.tool_name
     return data
+
+
+def _escaped(text: Any) -> str | None:
+    return escape_text(text) if isinstance(text, str) else None
 
 
 def usage_tokens(usage: Usage) -> tuple[int, int, int, int, int, int, int]:

@@ -29,7 +29,7 @@ CREATE_SESSION = """
 LOCK_SESSION = """
     SELECT id FROM sessions WHERE session_key = %s AND deleted_at IS NULL
     FOR NO KEY UPDATE"""
-# Positions come from the column's identity, in the order of the batch.
+# Positions come from the table's trigger (sql/003), in the order of the batch.
 ADD_ITEMS = """
     INSERT INTO session_items (session_id, run_id, item_data)
     SELECT %s, %s, item FROM unnest(%s::jsonb[]) WITH ORDINALITY AS batch (item, n)

@@ -49,6 +49,7 @@ from psycopg import AsyncConnection
 from psycopg_pool import AsyncConnectionPool
 
 from schemactl.agent_store import definitions
+from schemactl.agent_store.journal import STARTED_SINCE_STATE, ToolJournal
 from schemactl.agent_store.jsonsafe import dumps, escape_text, to_json, unescape_nul
 from schemactl.agent_store.liveness import RunLocks
 from schemactl.agent_store.recording import (
@@ -66,10 +67,8 @@ START_RUN = """
     VALUES (%s, %s, %s, 'running', %s::jsonb, %s::jsonb, %s, %s, %s, %s, %s, %s)"""
 # Interrupted, or running with its lock free (its process died): the caller
 # holds the lock, so no one else claims it meanwhile.
-CLAIM_RUN = """
-    UPDATE runs SET status = 'running'
-    WHERE id = %s AND status IN ('interrupted', 'running')
-    RETURNING max_turns"""
+RUN_FOR_CLAIM = "SELECT status, max_turns FROM runs WHERE id = %s FOR UPDATE"
+CLAIM_RUN = "UPDATE runs SET status = 'running' WHERE id = %s"
 RUN_STATUS = "SELECT status FROM runs WHERE id = %s"
 BACK_TO_INTERRUPTED = """
     UPDATE runs SET status = 'interrupted', error = %s::jsonb WHERE id = %s"""
@@ -85,16 +84,28 @@ DECIDE = """
     WHERE run_id = %s AND call_id = %s AND status = 'pending'
     RETURNING id"""
 RUNNING_RUNS = "SELECT id FROM runs WHERE status = 'running'"
+# Back to interrupted only if no tool started since the state it would resume
+# from (journal.py): resuming would run that tool again.
 ABANDON_RUN = """
+    WITH resumable AS (
+        SELECT EXISTS (SELECT 1 FROM run_states AS s
+                       WHERE s.run_id = %(run)s AND s.is_active)
+           AND NOT EXISTS (
+               SELECT 1 FROM tool_calls AS c
+               WHERE c.run_id = %(run)s
+                 AND (c.status = 'in_progress'
+                      OR c.started_at > coalesce(
+                          (SELECT s.created_at FROM run_states AS s
+                           WHERE s.run_id = %(run)s AND s.is_active), '-infinity')))
+           AS yes
+    )
     UPDATE runs SET
-        status = CASE WHEN EXISTS (
-            SELECT 1 FROM run_states s WHERE s.run_id = runs.id AND s.is_active)
-            THEN 'interrupted' ELSE 'failed' END,
-        error = %s::jsonb,
-        completed_at = CASE WHEN EXISTS (
-            SELECT 1 FROM run_states s WHERE s.run_id = runs.id AND s.is_active)
-            THEN NULL ELSE greatest(now(), started_at) END
-    WHERE id = %s AND status = 'running'
+        status = CASE WHEN resumable.yes THEN 'interrupted' ELSE 'failed' END,
+        error = %(error)s::jsonb,
+        completed_at = CASE WHEN resumable.yes THEN NULL
+                            ELSE greatest(now(), started_at) END
+    FROM resumable
+    WHERE id = %(run)s AND status = 'running'
     RETURNING status"""
 MARK_UNRECORDED = """
     UPDATE runs SET status = 'failed', error = %s::jsonb,
@@ -106,11 +117,12 @@ class StoreError(Exception):
     """A request the store refuses: it names the run and what state it is in."""
 
 
-class RecordingFailed(StoreError):
+class RecordingFailed(Exception):
     """The run ended but what it produced could not be written.
 
     ``result`` is the SDK's result all the same: the model calls and the tools'
-    side effects happened.
+    side effects happened. Not a StoreError: running it again would repeat
+    them.
     """
 
     def __init__(
@@ -234,7 +246,9 @@ class AgentStore:
     ) -> StoredStream:
         """``Runner.run_streamed``, kept: iterate ``stream_events()`` of the
         returned object (not of its ``result``); the run is written when the
-        stream ends, fails or is closed early (then it is cancelled)."""
+        stream ends or fails. Closed early, the stream is read to its end
+        first (the run goes on without a reader); ``cancel()`` stops it, and
+        it is kept as cancelled."""
         writer = await self._start(
             agent, input, session, context, max_turns, hooks, run_config, runner_options
         )
@@ -332,15 +346,9 @@ class AgentStore:
         try:
             state = await self.load_state(run_id, agent, context=context)
             async with self.pool.connection() as conn:
-                cursor = await conn.execute(CLAIM_RUN, (run_id,))
-                row = await cursor.fetchone()
-                if row is None:
-                    status = await _scalar(conn, RUN_STATUS, (run_id,))
-                    raise StoreError(f"run {run_id} cannot resume: it is {status}")
+                max_turns = await self._claim(conn, run_id)
                 ids = await definitions.register(conn, agent)
-            writer = RunWriter(
-                run_id, ids, agent, RecordingHooks(hooks), _model_override(run_config)
-            )
+            writer = self._writer(run_id, ids, agent, hooks, run_config)
             return await self._drive(
                 writer,
                 agent,
@@ -348,7 +356,7 @@ class AgentStore:
                 resumed=True,
                 session=_for_run(session, run_id),
                 context=None,
-                max_turns=row[0],
+                max_turns=max_turns,
                 run_config=run_config,
                 options=runner_options,
             )
@@ -372,7 +380,9 @@ class AgentStore:
                 continue
             try:
                 async with self.pool.connection() as conn:
-                    status = await _scalar(conn, ABANDON_RUN, (error, run_id))
+                    status = await _scalar(
+                        conn, ABANDON_RUN, {"run": run_id, "error": error}
+                    )
                 if status is not None:
                     settled[run_id] = status
             finally:
@@ -442,13 +452,50 @@ class AgentStore:
                     _text(run_config, "workflow_name"),
                     _text(run_config, "trace_id"),
                     _text(run_config, "group_id"),
-                    options.get("previous_response_id"),
-                    options.get("conversation_id"),
+                    _text(options, "previous_response_id"),
+                    _text(options, "conversation_id"),
                 ),
             )
+        return self._writer(run_id, ids, agent, hooks, run_config)
+
+    def _writer(
+        self,
+        run_id: Any,
+        ids: definitions.AgentIds,
+        agent: Agent[Any],
+        hooks: RunHooks[Any] | None,
+        run_config: RunConfig | None,
+    ) -> RunWriter:
+        journal = ToolJournal(self.pool, run_id, ids)
         return RunWriter(
-            run_id, ids, agent, RecordingHooks(), _model_override(run_config)
+            run_id,
+            ids,
+            agent,
+            RecordingHooks(hooks, journal),
+            _model_override(run_config),
         )
+
+    async def _claim(self, conn: AsyncConnection[Any], run_id: Any) -> int | None:
+        """Mark the run running (the caller holds its lock); return its turn
+        limit. A run its process left running resumes only if no tool call
+        was in progress: that call may or may not have run."""
+        cursor = await conn.execute(RUN_FOR_CLAIM, (run_id,))
+        row = await cursor.fetchone()
+        if row is None or row[0] not in ("interrupted", "running"):
+            status = row[0] if row is not None else "not in the store"
+            raise StoreError(f"run {run_id} cannot resume: it is {status}")
+        if row[0] == "running":
+            cursor = await conn.execute(STARTED_SINCE_STATE, {"run": run_id})
+            tools = [r[0] for r in await cursor.fetchall()]
+            if tools:
+                raise StoreError(
+                    f"run {run_id} cannot resume: its process stopped after "
+                    f"{', '.join(tools)} started, and resuming would run it again; "
+                    "check what it did, then settle the run with "
+                    "recover_abandoned_runs() (it fails the run)"
+                )
+        await conn.execute(CLAIM_RUN, (run_id,))
+        return row[1]  # type: ignore[no-any-return]
 
     async def _drive(
         self,
@@ -480,12 +527,26 @@ class AgentStore:
                 self._record_failure(writer, exc, max_turns, resumed=resumed)
             )
             raise
+        await self._confirm_lock(writer.run_id, result)
         try:
             await self._write(writer, Outcome.of(result), self._final(result))
         except Exception as exc:
             await self._mark_unrecorded(writer.run_id, exc)
             raise RecordingFailed(writer.run_id, result, exc) from exc
         return StoredRun(writer.run_id, result)
+
+    async def _confirm_lock(
+        self, run_id: Any, result: RunResult | RunResultStreaming
+    ) -> None:
+        """Refuse to write over a run another process took over while this
+        store's lock connection was away (liveness.py)."""
+        try:
+            held = await self._locks.confirm(run_id)
+        except psycopg.OperationalError as exc:
+            raise RecordingFailed(run_id, result, exc) from exc
+        if not held:
+            taken = StoreError(f"run {run_id} was taken over by another process")
+            raise RecordingFailed(run_id, result, taken)
 
     async def _write(self, writer: RunWriter, outcome: Outcome, final: Final) -> None:
         """Write in one transaction; once more if the connection was lost (the
@@ -597,12 +658,15 @@ class AgentStore:
                 )
                 return
             result = stream.result
+            await self._confirm_lock(writer.run_id, result)
             final = self._final(result)
             if final.status == "completed" and (
                 stream.cancelled or result.final_output is None
             ):
                 final = Final(
-                    status="cancelled", error={"type": "Cancelled", "message": ""}
+                    status="cancelled",
+                    error={"type": "Cancelled", "message": "the stream was cancelled"},
+                    turn=final.turn,
                 )
             try:
                 await self._write(writer, Outcome.of(result), final)
@@ -650,28 +714,42 @@ class StoredStream:
             async for event in self.result.stream_events():
                 yield event
         except GeneratorExit:
-            # Closed before the end: stop the run, and keep it as cancelled.
-            self.cancel()
-            await _despite_cancellation(
-                self._store._finish_stream(self, asyncio.CancelledError())
-            )
+            # Closed before the end: the SDK's run goes on without a reader (a
+            # UI that stops at the answer), so it is read to its end here and
+            # kept as it ends. Call cancel() first to stop it.
+            await _despite_cancellation(self._drain_and_finish())
             raise
         except BaseException as exc:
             await _despite_cancellation(self._store._finish_stream(self, exc))
             raise
         await self._store._finish_stream(self, None)
 
+    async def _drain_and_finish(self) -> None:
+        try:
+            async for _ in self.result.stream_events():
+                pass
+        except BaseException as exc:
+            await self._store._finish_stream(self, exc)
+            return
+        await self._store._finish_stream(self, None)
 
-def _omit_context(state: dict[str, Any]) -> None:
-    """Drop the application's context from a serialised RunState, the way the
-    SDK marks an omitted one (restoring it then needs ``context=``)."""
-    context = state.get("context")
-    if not isinstance(context, dict) or context.get("context") in (None, {}):
+
+def _omit_context(state: Any) -> None:
+    """Drop the application's context from a serialised RunState, and from the
+    states nested in it (agents run as tools keep their own), the way the SDK
+    marks an omitted one (restoring it then needs ``context=``)."""
+    if isinstance(state, list):
+        for item in state:
+            _omit_context(item)
         return
-    context["context"] = {}
-    meta = context.get("context_meta")
-    if isinstance(meta, dict):
-        meta["omitted"] = True
+    if not isinstance(state, dict):
+        return
+    if "context_meta" in state and state.get("context") not in (None, {}):
+        state["context"] = {}
+        if isinstance(state["context_meta"], dict):
+            state["context_meta"]["omitted"] = True
+    for value in state.values():
+        _omit_context(value)
 
 
 def _for_run(session: Session | None, run_id: Any) -> Session | None:
@@ -705,14 +783,16 @@ def _error_json(exc: BaseException) -> dict[str, Any]:
     return {"type": type(exc).__name__, "message": str(exc)}
 
 
-def _text(config: RunConfig | None, name: str) -> str | None:
-    value = getattr(config, name, None) if config is not None else None
-    return value if isinstance(value, str) else None
+def _text(source: RunConfig | dict[str, Any] | None, name: str) -> str | None:
+    """A text setting of the run config or the runner's options, storable."""
+    if isinstance(source, dict):
+        value = source.get(name)
+    else:
+        value = getattr(source, name, None)
+    return escape_text(value) if isinstance(value, str) else None
 
 
-async def _scalar(
-    conn: AsyncConnection[Any], query: str, params: tuple[Any, ...]
-) -> Any:
+async def _scalar(conn: AsyncConnection[Any], query: str, params: Any) -> Any:
     cursor = await conn.execute(query, params)
     row = await cursor.fetchone()
     return None if row is None else row[0]

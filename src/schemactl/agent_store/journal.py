@@ -1,0 +1,102 @@
+"""Tool calls written as they start and end, not only when the run ends.
+
+A tool may move money. If its process dies while it runs, or the model fails
+after it ran, the run's final write never says so: the journal has, in
+`tool_calls` (status in_progress, then completed with its output), each in a
+transaction of its own. A run whose process stopped after a call started is
+never resumed on its own: resuming from its last state would run the call
+again (store.py).
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from typing import Any
+
+from agents import Agent
+from agents.tool import Tool
+from psycopg_pool import AsyncConnectionPool
+
+from schemactl.agent_store import definitions
+from schemactl.agent_store.jsonsafe import dumps, escape_text
+
+START_TOOL = """
+    INSERT INTO tool_calls (
+        run_id, tool_id, agent_id, call_id, tool_name, tool_type, arguments, status)
+    SELECT %(run)s, t.id, %(agent)s, %(call)s, %(name)s, %(type)s, %(arguments)s::jsonb,
+           'in_progress'
+    FROM (SELECT 1) AS one
+    LEFT JOIN LATERAL (
+        SELECT t.id FROM agent_tools AS l JOIN tools AS t ON t.id = l.tool_id
+        WHERE l.agent_id = %(agent)s AND t.name = %(name)s LIMIT 1
+    ) AS t ON true
+    ON CONFLICT (run_id, call_id) DO UPDATE SET
+        status = 'in_progress', started_at = now(), completed_at = NULL"""
+FINISH_TOOL = """
+    UPDATE tool_calls SET
+        status = 'completed', output = %s::jsonb,
+        completed_at = greatest(now(), started_at)
+    WHERE run_id = %s AND call_id = %s"""
+# The calls that started after the run's last state was stored (or are still
+# marked in progress): resuming from that state could run them again.
+STARTED_SINCE_STATE = """
+    SELECT c.tool_name FROM tool_calls AS c
+    WHERE c.run_id = %(run)s
+      AND (c.status = 'in_progress'
+           OR c.started_at > coalesce(
+               (SELECT s.created_at FROM run_states AS s
+                WHERE s.run_id = %(run)s AND s.is_active), '-infinity'))
+    ORDER BY c.started_at"""
+
+
+@dataclass
+class ToolJournal:
+    """Writes one run's tool calls as they happen."""
+
+    pool: AsyncConnectionPool[Any]
+    run_id: Any
+    ids: definitions.AgentIds
+
+    async def started(self, context: Any, agent: Agent[Any], tool: Tool) -> None:
+        call_id = getattr(context, "tool_call_id", None)
+        if not call_id:
+            return  # only function tools say which call they run
+        async with self.pool.connection() as conn:
+            await conn.execute(
+                START_TOOL,
+                {
+                    "run": self.run_id,
+                    "agent": self._agent_id(agent),
+                    "call": escape_text(call_id),
+                    "name": escape_text(tool.name),
+                    "type": definitions.tool_type(tool),
+                    "arguments": dumps(
+                        _parsed(getattr(context, "tool_arguments", None))
+                    ),
+                },
+            )
+
+    async def finished(self, context: Any, result: Any) -> None:
+        call_id = getattr(context, "tool_call_id", None)
+        if not call_id:
+            return
+        async with self.pool.connection() as conn:
+            await conn.execute(
+                FINISH_TOOL, (dumps(result), self.run_id, escape_text(call_id))
+            )
+
+    def _agent_id(self, agent: Agent[Any]) -> Any:
+        try:
+            return self.ids.of(agent)
+        except KeyError:
+            return self.ids.by_name(agent.name)
+
+
+def _parsed(arguments: Any) -> Any:
+    if isinstance(arguments, str):
+        try:
+            return json.loads(arguments)
+        except ValueError:
+            return arguments
+    return arguments
