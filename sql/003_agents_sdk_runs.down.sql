@@ -1,8 +1,9 @@
 -- 003_agents_sdk_runs (down): back to the 002 catalog.
 --
 -- Rows that only 003 allows cannot go back: the first statement finds every
--- kind there is and stops with the list (with `psql -f` too, before anything
--- changed); nothing is deleted for you. Columns 003 added are dropped with
+-- kind there is and stops with the list, before anything changed (with psql,
+-- run it as `psql -v ON_ERROR_STOP=1 -f`: without it psql runs on after an
+-- error); nothing is deleted for you. Columns 003 added are dropped with
 -- their values (fingerprints, handoff tool names, cache write tokens, request
 -- ids, the token details of responses). A run state whose version is unknown
 -- gets 002's default, '1.0'. btree_gist stays installed, as uuid-ossp does.

@@ -56,8 +56,19 @@
 -- Before any change, the file checks the data version 2 may hold and this
 -- version cannot: usage rows of both kinds for one run, two handoffs of one
 -- agent that would get one tool name. It stops with a message and a query
--- that finds them; nothing is deleted or renamed for you. (With `psql -f`, the
--- checks come first so a refusal leaves nothing half-done.)
+-- that finds them; nothing is deleted or renamed for you. (With
+-- `psql -v ON_ERROR_STOP=1 -f`, the checks come first so a refusal leaves
+-- nothing half-done; without ON_ERROR_STOP psql runs on after an error.)
+-- The handoffs that would share a tool name:
+--   SELECT h.agent_id, coalesce(
+--       (SELECT nullif(c.tool_name_override, '') FROM handoff_configs AS c
+--        WHERE c.id = h.handoff_config_id AND c.deleted_at IS NULL
+--          AND c.target_agent_id = h.target_agent_id),
+--       lower(regexp_replace('transfer_to_' || a.name, '[^a-zA-Z0-9_]', '_', 'g')))
+--       AS tool_name,
+--       array_agg(a.name || CASE WHEN a.deleted_at IS NULL THEN '' ELSE ' (deleted)' END)
+--   FROM agent_handoffs AS h JOIN agents AS a ON a.id = h.target_agent_id
+--   GROUP BY 1, 2 HAVING count(*) > 1;
 --
 -- Cost on a large database: one transaction holding ACCESS EXCLUSIVE locks on
 -- the tables it alters (reads of run_items, runs and agents wait too). Measured
@@ -102,7 +113,8 @@ BEGIN
     SELECT count(*) INTO clashes FROM (
         SELECT h.agent_id, coalesce(
             (SELECT nullif(c.tool_name_override, '') FROM handoff_configs AS c
-             WHERE c.id = h.handoff_config_id AND c.deleted_at IS NULL),
+             WHERE c.id = h.handoff_config_id AND c.deleted_at IS NULL
+               AND c.target_agent_id = h.target_agent_id),
             lower(regexp_replace('transfer_to_' || a.name, '[^a-zA-Z0-9_]', '_', 'g')))
         FROM agent_handoffs AS h JOIN agents AS a ON a.id = h.target_agent_id
         GROUP BY 1, 2 HAVING count(*) > 1
@@ -113,9 +125,8 @@ BEGIN
                 'each pair a handoff_configs.tool_name_override (the SDK''s default '
                 'name is transfer_to_ and the target''s name, lowercased, every '
                 'character but a-z, 0-9 and _ replaced by _), then migrate again. '
-                'The pairs: SELECT h.agent_id, a.name, a.deleted_at FROM '
-                'agent_handoffs h JOIN agents a ON a.id = h.target_agent_id '
-                'ORDER BY 1, lower(a.name)';
+                'The query that finds the pairs is in the header of '
+                '003_agents_sdk_runs.sql.';
     END IF;
 END;
 $$;
@@ -142,7 +153,8 @@ AS $$
     SELECT coalesce(
         (SELECT nullif(c.tool_name_override, '')
          FROM public.handoff_configs AS c
-         WHERE c.id = handoff_config_id AND c.deleted_at IS NULL),
+         WHERE c.id = handoff_config_id AND c.deleted_at IS NULL
+           AND c.target_agent_id = handoff_tool_name.target_agent_id),
         public.handoff_default_tool_name(target_agent_id))
 $$;
 COMMENT ON FUNCTION handoff_tool_name(uuid, uuid) IS
@@ -255,14 +267,19 @@ CREATE INDEX agent_handoffs_agent_id_target_agent_id_idx
 
 -- SECURITY DEFINER, as session_items_fill_position below: a role that may only
 -- insert handoffs (enough in version 2) needs no rights on the configurations.
--- An UPDATE that moves the handoff (another target or configuration) without
--- naming it takes that one's name, as version 2 would have derived it; the
--- stored name is the handoff's own otherwise (renaming an agent does not
--- rename the handoffs to it, as in the SDK).
+-- An UPDATE that moves the handoff (another target or configuration) and
+-- leaves its name as it was takes the new one's name, as version 2 would have
+-- derived it (a writer that sets the same name again with a new configuration
+-- gets that configuration's name too); the stored name is the handoff's own
+-- otherwise (renaming an agent does not rename the handoffs to it, as in the
+-- SDK).
 CREATE FUNCTION agent_handoffs_fill_tool_name() RETURNS trigger
 LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $$
 BEGIN
-    IF TG_OP = 'UPDATE' AND NEW.tool_name IS NOT DISTINCT FROM OLD.tool_name
+    -- pg_trigger_depth() = 1: not when a deleted configuration's foreign key
+    -- clears handoff_config_id (the handoff keeps the name runs have seen).
+    IF TG_OP = 'UPDATE' AND pg_trigger_depth() = 1
+       AND NEW.tool_name IS NOT DISTINCT FROM OLD.tool_name
        AND (NEW.target_agent_id, NEW.handoff_config_id)
            IS DISTINCT FROM (OLD.target_agent_id, OLD.handoff_config_id) THEN
         NEW.tool_name := NULL;
@@ -328,24 +345,20 @@ CREATE TRIGGER guardrails_fill_run_in_parallel
 
 -- Session positions: the session's next one, under its row lock ---------------
 -- The first item a transaction adds to a session updates the session's row
--- (its updated_at): writers of one session take turns from there to commit,
--- under READ COMMITTED each then sees the other's items, and under REPEATABLE
--- READ the second gets a serialization failure to retry rather than a taken
--- position. It is the row lock the shipped store takes first, so the two never
+-- (its updated_at; later items see the row is already this transaction's):
+-- writers of one session take turns from there to commit, under READ
+-- COMMITTED each then sees the other's items, and under REPEATABLE READ the
+-- second gets a serialization failure to retry rather than a taken position.
+-- It is the row lock the shipped store takes first, so the two never
 -- deadlock. Rows an INSERT already added are visible to its later rows, so a
 -- multi-row INSERT gets consecutive positions. SECURITY DEFINER: a role that
 -- may only INSERT items gets positions too; no one else may call it.
 CREATE FUNCTION session_items_fill_position() RETURNS trigger
 LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $$
-DECLARE
-    locked text := coalesce(current_setting('schemactl.locked_sessions', true), '');
 BEGIN
     IF NEW.position IS NULL THEN
-        IF strpos(locked, NEW.session_id::text) = 0 THEN
-            UPDATE public.sessions SET updated_at = now() WHERE id = NEW.session_id;
-            PERFORM set_config(
-                'schemactl.locked_sessions', locked || NEW.session_id::text || ',', true);
-        END IF;
+        UPDATE public.sessions SET updated_at = now()
+        WHERE id = NEW.session_id AND xmin <> pg_current_xact_id()::xid;
         SELECT coalesce(max(i.position) + 1, 0) INTO NEW.position
         FROM public.session_items AS i WHERE i.session_id = NEW.session_id;
     END IF;
@@ -408,7 +421,8 @@ ALTER TABLE run_states
     ALTER COLUMN schema_version DROP DEFAULT,
     ALTER COLUMN schema_version DROP NOT NULL,
     ADD CONSTRAINT run_states_schema_version_check CHECK (
-        schema_version = coalesce(state_data ->> '$schemaVersion', schema_version)
+        schema_version IS NOT DISTINCT FROM
+            coalesce(state_data ->> '$schemaVersion', schema_version)
     );
 CREATE TRIGGER run_states_schema_version
     BEFORE INSERT OR UPDATE OF state_data, schema_version ON run_states

@@ -587,3 +587,55 @@ def test_version_2_runs_and_states_of_every_shape_upgrade(version2):
     )
     runner.migrate(settings)
     assert one(conn, "SELECT schema_version FROM run_states") == "1.0"
+
+
+def test_deleting_a_configuration_keeps_the_handoffs_name(schema_db):
+    triage, billing = make_agent(schema_db, "triage"), make_agent(schema_db, "billing")
+    config = one(
+        schema_db,
+        "INSERT INTO handoff_configs (target_agent_id, tool_name_override) "
+        "VALUES (%s, 'escalate') RETURNING id",
+        (billing,),
+    )
+    schema_db.execute(
+        "INSERT INTO agent_handoffs (agent_id, target_agent_id, handoff_config_id) "
+        "VALUES (%s, %s, %s), (%s, %s, NULL)",
+        (triage, billing, config, triage, billing),
+    )
+    schema_db.execute("DELETE FROM handoff_configs WHERE id = %s", (config,))
+    names = schema_db.execute(
+        "SELECT tool_name, handoff_config_id FROM agent_handoffs ORDER BY 1"
+    ).fetchall()
+    assert names == [("escalate", None), ("transfer_to_billing", None)]
+
+
+def test_the_headers_query_finds_the_handoffs_that_would_share_a_name(schema_db):
+    header = (SQL_DIR / "003_agents_sdk_runs.sql").read_text()
+    start = header.index("--   SELECT h.agent_id")
+    lines = header[start:].split("\n")
+    query = "\n".join(
+        line[4:]
+        for line in lines[: lines.index("--   GROUP BY 1, 2 HAVING count(*) > 1;") + 1]
+    )
+    triage = make_agent(schema_db, "triage")
+    for name in ("Billing Agent", "billing-agent"):
+        schema_db.execute(
+            "INSERT INTO agent_handoffs (agent_id, target_agent_id, tool_name) "
+            "VALUES (%s, %s, %s)",
+            (triage, make_agent(schema_db, name), name.replace(" ", "")),
+        )
+    rows = schema_db.execute(query).fetchall()
+    assert [(agent, tool) for agent, tool, _ in rows] == [
+        (triage, "transfer_to_billing_agent")
+    ]
+
+
+def test_a_state_without_a_version_cannot_hide_the_states(schema_db):
+    run = make_run(schema_db, make_agent(schema_db))
+    schema_db.execute("SET session_replication_role = replica")  # no triggers
+    with pytest.raises(errors.CheckViolation):
+        schema_db.execute(
+            "INSERT INTO run_states (run_id, state_data, schema_version) "
+            'VALUES (%s, \'{"$schemaVersion": "1.21"}\', NULL)',
+            (run,),
+        )
