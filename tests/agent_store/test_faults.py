@@ -19,8 +19,9 @@ import pytest
 from agents import Agent, ModelSettings, RunConfig, RunContextWrapper, function_tool
 from agents.exceptions import UserError
 from agents.testing import ModelStep, ScriptedModel, assistant_message, function_call
+from psycopg_pool import AsyncConnectionPool
 
-from schemactl.agent_store import AgentStore, RecordingFailed, StoreError
+from schemactl.agent_store import AgentStore, LockLost, RecordingFailed, StoreError
 from schemactl.agent_store.liveness import RunLocks
 from tests.agent_store import crash, scenario
 from tests.agent_store.conftest import rows
@@ -464,3 +465,127 @@ def test_a_run_taken_over_while_its_lock_connection_was_away_is_not_overwritten(
         asyncio.run(go())
     assert caught.value.result.final_output == "done"
     assert rows(db, "SELECT status FROM runs") == [("running",)]
+
+
+def test_a_run_taken_over_in_a_gap_of_its_lock_starts_no_more_tools(schema_url, db):
+    ran: list[str] = []
+
+    @function_tool
+    def first() -> str:
+        """Lose the lock; meanwhile another process claims the run."""
+        ran.append("first")
+        with psycopg.connect(schema_url, autocommit=True) as conn:
+            conn.execute(
+                "SELECT pg_terminate_backend(pid) FROM pg_stat_activity "
+                "WHERE application_name = 'schemactl-agent-store-locks' "
+                "AND datname = current_database()"
+            )
+            # What a takeover does to the row (and the lock is free again).
+            conn.execute("UPDATE runs SET status = 'running', error = '\"theirs\"'")
+        return "done"
+
+    @function_tool
+    def second() -> str:
+        """Must not run: the run is someone else's now."""
+        ran.append("second")
+        return "done"
+
+    model = ScriptedModel(
+        [
+            [function_call("first", {}, call_id="f1")],
+            [function_call("second", {}, call_id="s1")],
+            [assistant_message("never")],
+        ]
+    )
+
+    async def go() -> None:
+        async with AgentStore(schema_url) as store:
+            await store.run(
+                Agent(name="loser", model=model, tools=[first, second]), "go"
+            )
+
+    with pytest.raises(LockLost):
+        asyncio.run(go())
+    assert ran == ["first"]
+    assert rows(db, "SELECT status, error FROM runs") == [("running", "theirs")]
+
+
+def test_closing_the_store_under_a_running_run_stops_its_tools(schema_url, db):
+    ran: list[str] = []
+    started, go_on = asyncio.Event(), asyncio.Event()
+
+    @function_tool
+    async def first() -> str:
+        """Wait while the store closes."""
+        ran.append("first")
+        started.set()
+        await go_on.wait()
+        return "done"
+
+    @function_tool
+    def second() -> str:
+        """Must not run once the store is closed."""
+        ran.append("second")
+        return "done"
+
+    model = ScriptedModel(
+        [
+            [function_call("first", {}, call_id="f1")],
+            [function_call("second", {}, call_id="s1")],
+            [assistant_message("never")],
+        ]
+    )
+
+    async def close_under_it() -> None:
+        async with AsyncConnectionPool(schema_url, open=False) as pool:
+            async with AgentStore(schema_url, pool=pool) as store:
+                agent = Agent(name="orphan", model=model, tools=[first, second])
+                task = asyncio.create_task(store.run(agent, "go"))
+                await started.wait()
+            go_on.set()  # the store is closed; the app's pool is not
+            with pytest.raises(LockLost):
+                await task
+
+    asyncio.run(close_under_it())
+    assert ran == ["first"]
+    assert rows(db, "SELECT status FROM runs") == [("running",)]
+
+
+def test_an_agent_tool_waiting_on_its_own_approval_is_never_taken_over(schema_url, db):
+    @function_tool(needs_approval=True)
+    def pay(amount: int) -> str:
+        """Pay (a human approves it first)."""
+        return f"paid {amount}"
+
+    model = ScriptedModel(
+        [
+            [function_call("ask_cashier", {"input": "pay 5"}, call_id="n1")],
+            [function_call("pay", {"amount": 5}, call_id="p1")],
+        ]
+    )
+    cashier = Agent(name="cashier", model=model, tools=[pay])
+    lead = Agent(
+        name="lead",
+        model=model,
+        tools=[cashier.as_tool("ask_cashier", "Ask the cashier")],
+    )
+
+    async def interrupt() -> Any:
+        async with AgentStore(schema_url) as store:
+            return await store.run(lead, "pay 5")
+
+    stored = asyncio.run(interrupt())
+    assert stored.interrupted
+    # The outer call runs until the nested approval is settled.
+    assert rows(db, "SELECT call_id, status FROM tool_calls ORDER BY 1") == [
+        ("n1", "in_progress")
+    ]
+    assert rows(db, "SELECT call_id, status FROM interruptions") == [("p1", "pending")]
+    db.execute("UPDATE runs SET status = 'running'")  # as if its process died
+
+    async def take_over() -> None:
+        async with AgentStore(schema_url) as store:
+            await store.resume(stored.run_id, lead)
+
+    with pytest.raises(StoreError, match="ask_cashier started"):
+        asyncio.run(take_over())

@@ -11,7 +11,8 @@ again (store.py).
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass
+import uuid
+from dataclasses import dataclass, field
 from typing import Any
 
 from agents import Agent
@@ -19,7 +20,16 @@ from agents.tool import Tool
 from psycopg_pool import AsyncConnectionPool
 
 from schemactl.agent_store import definitions
+from schemactl.agent_store.errors import LockLost
 from schemactl.agent_store.jsonsafe import dumps, escape_text
+from schemactl.agent_store.liveness import RunLocks
+
+FENCED = "SELECT 1 FROM runs WHERE id = %s AND xmin::text = %s FOR NO KEY UPDATE"
+# The call id of a marker row (a tool that does not say its call id).
+MARKER = "schemactl:started:"
+DROP_MARKERS = (
+    "DELETE FROM tool_calls WHERE run_id = %s AND call_id LIKE 'schemactl:started:%%'"
+)
 
 START_TOOL = """
     INSERT INTO tool_calls (
@@ -57,12 +67,27 @@ class ToolJournal:
     pool: AsyncConnectionPool[Any]
     run_id: Any
     ids: definitions.AgentIds
+    locks: RunLocks
+    fence: str
+    # Calls of tools that do not say their call id (shell, computer, patch):
+    # a marker row each, by tool name, first in first out.
+    _markers: dict[str, list[str]] = field(default_factory=dict)
 
     async def started(self, context: Any, agent: Agent[Any], tool: Tool) -> None:
+        """Write that a call starts; refuse it if the run lost its lock, or
+        another process took it over (its row changed: the fence)."""
+        if not await self.locks.confirm(self.run_id):
+            raise LockLost(self.run_id)
         call_id = getattr(context, "tool_call_id", None)
         if not call_id:
-            return  # only function tools say which call they run
+            # Only function tools say which call they run: a marker row keeps
+            # the fact that a tool started (the final write removes it).
+            call_id = f"{MARKER}{uuid.uuid4()}"
+            self._markers.setdefault(tool.name, []).append(call_id)
         async with self.pool.connection() as conn:
+            cursor = await conn.execute(FENCED, (self.run_id, self.fence))
+            if await cursor.fetchone() is None:
+                raise LockLost(self.run_id)
             await conn.execute(
                 START_TOOL,
                 {
@@ -77,10 +102,13 @@ class ToolJournal:
                 },
             )
 
-    async def finished(self, context: Any, result: Any) -> None:
+    async def finished(self, context: Any, tool: Tool, result: Any) -> None:
         call_id = getattr(context, "tool_call_id", None)
         if not call_id:
-            return
+            waiting = self._markers.get(tool.name)
+            if not waiting:
+                return
+            call_id = waiting.pop(0)
         async with self.pool.connection() as conn:
             await conn.execute(
                 FINISH_TOOL, (dumps(result), self.run_id, escape_text(call_id))

@@ -9,10 +9,12 @@ is refused too (an advisory lock is re-entrant on its own connection, so the
 store keeps its own list).
 
 If the lock connection itself is lost (an idle timeout, a failover), the
-locks are gone while the runs go on. A heartbeat notices within seconds and
-takes every lock again on a new connection; a run whose lock another process
-took meanwhile is marked lost, and its final write is refused rather than
-overwrite what that process wrote.
+locks go with it while the runs go on. The heartbeat (or the next use) takes
+them again on a new connection; a run whose lock another process holds by
+then is lost: it starts no more tools and is not written. A run another
+process took over and let go in the gap is caught by the run's fence instead
+(store.py: its row changed). Closing the store loses the runs it still
+drives the same way.
 """
 
 from __future__ import annotations
@@ -50,7 +52,10 @@ def run_key(run_id: Any) -> str:
 
 
 class RunLocks:
-    """Advisory locks of the runs this process drives, on one connection."""
+    """Advisory locks of the runs this process drives, on one connection.
+
+    A store and its locks live in one event loop (as its pool does).
+    """
 
     def __init__(self, conninfo: str) -> None:
         self._conninfo = conninfo
@@ -58,6 +63,7 @@ class RunLocks:
         self._lock = asyncio.Lock()
         self._held: set[str] = set()
         self._lost: set[str] = set()
+        self._closed = False
         self._heartbeat: asyncio.Task[None] | None = None
 
     async def try_hold(self, run_id: Any) -> bool:
@@ -70,22 +76,25 @@ class RunLocks:
             if not await self._take(key):
                 return False
             self._held.add(key)
-            self._lost.discard(key)
             self._start_heartbeat()
             return True
 
     async def confirm(self, run_id: Any) -> bool:
-        """True while this store still holds ``run_id``'s lock: its connection
-        answers, or a new one took the lock again. False when another process
-        took it while the lock connection was away."""
+        """True while this store holds ``run_id``'s lock: its connection
+        answers, or a new one took the lock again."""
         key = run_key(run_id)
         async with self._lock:
-            with contextlib.suppress(psycopg.OperationalError):
-                if self._conn is not None and not self._conn.closed:
-                    await self._conn.execute("SELECT 1")
-                    return key not in self._lost
-            await self._drop()
-            await self._connection()
+            if key not in self._held or key in self._lost:
+                return False
+            try:
+                conn = await self._connection()
+                await conn.execute("SELECT 1")
+            except psycopg.OperationalError:
+                await self._drop()
+                try:
+                    await self._connection()
+                except psycopg.OperationalError:
+                    return False
             return key not in self._lost
 
     async def release(self, run_id: Any) -> None:
@@ -93,8 +102,9 @@ class RunLocks:
         key = run_key(run_id)
         async with self._lock:
             self._held.discard(key)
+            lost = key in self._lost
             self._lost.discard(key)
-            if self._conn is None or self._conn.closed:
+            if lost or self._conn is None or self._conn.closed:
                 return
             try:
                 await self._conn.execute(UNLOCK, (RUN_LOCK_SPACE, key))
@@ -102,6 +112,9 @@ class RunLocks:
                 await self._drop()
 
     async def close(self) -> None:
+        """Let every lock go: the runs still held are lost (see above)."""
+        self._closed = True
+        self._lost |= self._held
         if self._heartbeat is not None:
             self._heartbeat.cancel()
             with contextlib.suppress(asyncio.CancelledError):
@@ -141,10 +154,12 @@ class RunLocks:
                     await self._connection()
 
     async def _connection(self) -> AsyncConnection[Any]:
-        """The lock connection; a new one takes every held lock again first
-        (the old one's went with it), marking those another process took."""
+        """The lock connection. A new one takes every held lock again first
+        (the old one's went with it); one another process holds is lost."""
         if self._conn is not None and not self._conn.closed:
             return self._conn
+        if self._closed:
+            raise psycopg.OperationalError("the store is closed")
         conninfo = make_conninfo(self._conninfo, **LOCK_CONNECTION)
         conn = await AsyncConnection.connect(conninfo, autocommit=True)
         for key in sorted(self._held - self._lost):

@@ -30,7 +30,8 @@ from agents.usage import Usage
 from psycopg import AsyncConnection
 
 from schemactl.agent_store import definitions
-from schemactl.agent_store.journal import ToolJournal
+from schemactl.agent_store.errors import LockLost
+from schemactl.agent_store.journal import DROP_MARKERS, ToolJournal
 from schemactl.agent_store.jsonsafe import dumps, escape_text, to_json
 
 COUNTS = """
@@ -102,6 +103,15 @@ HOSTED_CALL_TYPES = {
     "program": "programmatic_tool_calling",
     "function_call": "function",
 }
+# The calls among them that this process runs (the others the provider runs).
+LOCAL_CALL_TYPES = {
+    "function_call",
+    "custom_tool_call",
+    "local_shell_call",
+    "shell_call",
+    "apply_patch_call",
+    "computer_call",
+}
 DECISIONS = """
     SELECT call_id, status FROM interruptions
     WHERE run_id = %s AND status <> 'pending'"""
@@ -154,6 +164,8 @@ RECORDED_USAGE = """
            coalesce(sum(cached_tokens), 0), coalesce(sum(cache_write_tokens), 0),
            coalesce(sum(reasoning_tokens), 0)
     FROM usage_metrics WHERE run_id = %s"""
+# Taken first: the row stays as it is until this write commits.
+FENCE = "SELECT xmin::text, status FROM runs WHERE id = %s FOR NO KEY UPDATE"
 FINISH_RUN = """
     UPDATE runs SET
         status = %s, final_output = %s::jsonb, last_agent_id = %s,
@@ -285,7 +297,7 @@ class RecordingHooks(RunHooks[Any]):
         if not self._nested_open:
             self._overlapped = False
         if self.journal is not None:
-            await self.journal.finished(context, result)
+            await self.journal.finished(context, tool, result)
         if self.inner is not None:
             await self.inner.on_tool_end(context, agent, tool, result)
 
@@ -298,13 +310,29 @@ class RunWriter:
     ids: definitions.AgentIds
     root: Agent[Any]
     hooks: RecordingHooks
+    # The run's row as this process started or claimed it (its xmin): a write
+    # finds it so, or another process took the run over meanwhile.
+    fence: str
     # The model the run config forces on every agent, if any.
     model_override: str | None = None
 
     async def write(
-        self, conn: AsyncConnection[Any], outcome: Outcome, final: Final
+        self,
+        conn: AsyncConnection[Any],
+        outcome: Outcome,
+        final: Final,
+        *,
+        retried: bool = False,
     ) -> None:
-        """Write ``outcome`` and ``final`` in the caller's transaction."""
+        """Write ``outcome`` and ``final`` in the caller's transaction, if the
+        run's row is as this process left it (``retried``: or as a first
+        attempt whose commit went through wrote it)."""
+        cursor = await conn.execute(FENCE, (self.run_id,))
+        row = await cursor.fetchone()
+        if row is None or row[0] != self.fence:
+            if retried and row is not None and row[1] == final.status:
+                return
+            raise LockLost(self.run_id)
         cursor = await conn.execute(COUNTS, {"run": self.run_id})
         counts = await cursor.fetchone()
         assert counts is not None
@@ -336,6 +364,7 @@ class RunWriter:
         )
         await self._run_state(conn, final)
         await self._finish(conn, outcome, final)
+        await conn.execute(DROP_MARKERS, (self.run_id,))
 
     async def _items(
         self, conn: AsyncConnection[Any], items: list[RunItem], first: int
@@ -459,17 +488,22 @@ class RunWriter:
             if not isinstance(item, ToolCallItem) or not call_id:
                 continue
             output = outputs.get(call_id)
+            raw_type = _raw_type(item.raw_item)
             if decisions.get(call_id) == "rejected":
                 status = "rejected"
             elif output is not None:
                 status = "completed"
             elif call_id in pending:
                 status = "awaiting_approval"
-            else:
+            elif raw_type in HOSTED_CALL_TYPES and raw_type not in LOCAL_CALL_TYPES:
+                # Run by the provider: the item's own status is the call's.
                 status = _raw_status(item.raw_item)
+            else:
+                # Run here, and no output yet: under way (an agent run as a
+                # tool waiting on its own approval), or its end unknown.
+                status = "in_progress"
             agent_id = self._agent_id(item.agent)
             name = _tool_name(item)
-            raw_type = _raw_type(item.raw_item)
             kind = HOSTED_CALL_TYPES.get(raw_type, raw_type)
             cursor = await conn.execute(TOOL_OF_AGENT, (agent_id, name, kind, name))
             tool = await cursor.fetchone()

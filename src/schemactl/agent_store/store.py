@@ -49,6 +49,7 @@ from psycopg import AsyncConnection
 from psycopg_pool import AsyncConnectionPool
 
 from schemactl.agent_store import definitions
+from schemactl.agent_store.errors import LockLost, RecordingFailed, StoreError
 from schemactl.agent_store.journal import STARTED_SINCE_STATE, ToolJournal
 from schemactl.agent_store.jsonsafe import dumps, escape_text, to_json, unescape_nul
 from schemactl.agent_store.liveness import RunLocks
@@ -64,14 +65,17 @@ START_RUN = """
     INSERT INTO runs (
         id, agent_id, session_id, status, input, context, max_turns, workflow_name,
         trace_id, group_id, previous_response_id, conversation_id)
-    VALUES (%s, %s, %s, 'running', %s::jsonb, %s::jsonb, %s, %s, %s, %s, %s, %s)"""
+    VALUES (%s, %s, %s, 'running', %s::jsonb, %s::jsonb, %s, %s, %s, %s, %s, %s)
+    RETURNING xmin::text"""
 # Interrupted, or running with its lock free (its process died): the caller
 # holds the lock, so no one else claims it meanwhile.
 RUN_FOR_CLAIM = "SELECT status, max_turns FROM runs WHERE id = %s FOR UPDATE"
-CLAIM_RUN = "UPDATE runs SET status = 'running' WHERE id = %s"
+# RETURNING xmin: the run's fence (recording.py): the row as this claim left it.
+CLAIM_RUN = "UPDATE runs SET status = 'running' WHERE id = %s RETURNING xmin::text"
 RUN_STATUS = "SELECT status FROM runs WHERE id = %s"
 BACK_TO_INTERRUPTED = """
-    UPDATE runs SET status = 'interrupted', error = %s::jsonb WHERE id = %s"""
+    UPDATE runs SET status = 'interrupted', error = %s::jsonb
+    WHERE id = %s AND xmin::text = %s"""
 ACTIVE_STATE = """
     SELECT state_data FROM run_states WHERE run_id = %s AND is_active = true"""
 PENDING_DECISIONS = """
@@ -110,30 +114,7 @@ ABANDON_RUN = """
 MARK_UNRECORDED = """
     UPDATE runs SET status = 'failed', error = %s::jsonb,
         completed_at = greatest(now(), started_at)
-    WHERE id = %s AND status = 'running'"""
-
-
-class StoreError(Exception):
-    """A request the store refuses: it names the run and what state it is in."""
-
-
-class RecordingFailed(Exception):
-    """The run ended but what it produced could not be written.
-
-    ``result`` is the SDK's result all the same: the model calls and the tools'
-    side effects happened. Not a StoreError: running it again would repeat
-    them.
-    """
-
-    def __init__(
-        self, run_id: Any, result: RunResult | RunResultStreaming, cause: BaseException
-    ) -> None:
-        super().__init__(
-            f"run {run_id} ended but could not be recorded: "
-            f"{type(cause).__name__}: {cause}"
-        )
-        self.run_id = run_id
-        self.result = result
+    WHERE id = %s AND status = 'running' AND xmin::text = %s"""
 
 
 @dataclass(frozen=True)
@@ -346,9 +327,9 @@ class AgentStore:
         try:
             state = await self.load_state(run_id, agent, context=context)
             async with self.pool.connection() as conn:
-                max_turns = await self._claim(conn, run_id)
+                max_turns, fence = await self._claim(conn, run_id)
                 ids = await definitions.register(conn, agent)
-            writer = self._writer(run_id, ids, agent, hooks, run_config)
+            writer = self._writer(run_id, ids, agent, hooks, run_config, fence)
             return await self._drive(
                 writer,
                 agent,
@@ -440,7 +421,7 @@ class AgentStore:
         stored_context = context if self.record_context else None
         async with self.pool.connection() as conn:
             ids = await definitions.register(conn, agent)
-            await conn.execute(
+            cursor = await conn.execute(
                 START_RUN,
                 (
                     run_id,
@@ -456,7 +437,9 @@ class AgentStore:
                     _text(options, "conversation_id"),
                 ),
             )
-        return self._writer(run_id, ids, agent, hooks, run_config)
+            fence = await cursor.fetchone()
+        assert fence is not None
+        return self._writer(run_id, ids, agent, hooks, run_config, fence[0])
 
     def _writer(
         self,
@@ -465,20 +448,24 @@ class AgentStore:
         agent: Agent[Any],
         hooks: RunHooks[Any] | None,
         run_config: RunConfig | None,
+        fence: str,
     ) -> RunWriter:
-        journal = ToolJournal(self.pool, run_id, ids)
+        journal = ToolJournal(self.pool, run_id, ids, self._locks, fence)
         return RunWriter(
             run_id,
             ids,
             agent,
             RecordingHooks(hooks, journal),
+            fence,
             _model_override(run_config),
         )
 
-    async def _claim(self, conn: AsyncConnection[Any], run_id: Any) -> int | None:
+    async def _claim(
+        self, conn: AsyncConnection[Any], run_id: Any
+    ) -> tuple[int | None, str]:
         """Mark the run running (the caller holds its lock); return its turn
-        limit. A run its process left running resumes only if no tool call
-        was in progress: that call may or may not have run."""
+        limit and its fence. A run its process left running resumes only if
+        no tool started since its state: resuming would run it again."""
         cursor = await conn.execute(RUN_FOR_CLAIM, (run_id,))
         row = await cursor.fetchone()
         if row is None or row[0] not in ("interrupted", "running"):
@@ -494,8 +481,10 @@ class AgentStore:
                     "check what it did, then settle the run with "
                     "recover_abandoned_runs() (it fails the run)"
                 )
-        await conn.execute(CLAIM_RUN, (run_id,))
-        return row[1]  # type: ignore[no-any-return]
+        cursor = await conn.execute(CLAIM_RUN, (run_id,))
+        fence = await cursor.fetchone()
+        assert fence is not None
+        return row[1], fence[0]
 
     async def _drive(
         self,
@@ -526,35 +515,30 @@ class AgentStore:
             await _despite_cancellation(
                 self._record_failure(writer, exc, max_turns, resumed=resumed)
             )
+            lost = _lock_lost_in(exc)
+            if lost is not None:
+                raise lost from exc  # the SDK wraps it in a tool error
             raise
-        await self._confirm_lock(writer.run_id, result)
         try:
             await self._write(writer, Outcome.of(result), self._final(result))
+        except LockLost as exc:
+            raise RecordingFailed(writer.run_id, result, exc) from exc
         except Exception as exc:
-            await self._mark_unrecorded(writer.run_id, exc)
+            await self._mark_unrecorded(writer, exc)
             raise RecordingFailed(writer.run_id, result, exc) from exc
         return StoredRun(writer.run_id, result)
 
-    async def _confirm_lock(
-        self, run_id: Any, result: RunResult | RunResultStreaming
-    ) -> None:
-        """Refuse to write over a run another process took over while this
-        store's lock connection was away (liveness.py)."""
-        try:
-            held = await self._locks.confirm(run_id)
-        except psycopg.OperationalError as exc:
-            raise RecordingFailed(run_id, result, exc) from exc
-        if not held:
-            taken = StoreError(f"run {run_id} was taken over by another process")
-            raise RecordingFailed(run_id, result, taken)
-
     async def _write(self, writer: RunWriter, outcome: Outcome, final: Final) -> None:
         """Write in one transaction; once more if the connection was lost (the
-        write is idempotent: what a first attempt committed is not repeated)."""
+        write is idempotent: what a first attempt committed is not repeated).
+        Never for a run whose lock was lost: another process may have taken
+        it over, and written it."""
+        if not await self._locks.confirm(writer.run_id):
+            raise LockLost(writer.run_id)
         for attempt in (1, 2):
             try:
                 async with self.pool.connection() as conn:
-                    await writer.write(conn, outcome, final)
+                    await writer.write(conn, outcome, final, retried=attempt == 2)
                 return
             except psycopg.OperationalError:
                 if attempt == 2:
@@ -574,7 +558,7 @@ class AgentStore:
                 and not writer.hooks.responses
                 and not writer.hooks.tools_started
             ):
-                await self._back_to_interrupted(writer.run_id, exc)
+                await self._back_to_interrupted(writer, exc)
             else:
                 await self._write_failure(writer, exc, max_turns)
         except Exception as failure:
@@ -583,9 +567,12 @@ class AgentStore:
                 f"{type(failure).__name__}: {failure}"
             )
 
-    async def _back_to_interrupted(self, run_id: Any, exc: BaseException) -> None:
+    async def _back_to_interrupted(self, writer: RunWriter, exc: BaseException) -> None:
+        error = dumps(_error_json(exc))
         async with self.pool.connection() as conn:
-            await conn.execute(BACK_TO_INTERRUPTED, (dumps(_error_json(exc)), run_id))
+            await conn.execute(
+                BACK_TO_INTERRUPTED, (error, writer.run_id, writer.fence)
+            )
 
     async def _write_failure(
         self, writer: RunWriter, exc: BaseException, max_turns: int | None
@@ -613,14 +600,13 @@ class AgentStore:
             final.turn = max_turns + 1
         await self._write(writer, outcome, final)
 
-    async def _mark_unrecorded(self, run_id: Any, exc: Exception) -> None:
+    async def _mark_unrecorded(self, writer: RunWriter, exc: Exception) -> None:
+        error = {"type": "RecordingFailed", "message": f"{type(exc).__name__}: {exc}"}
         with contextlib.suppress(Exception):
             async with self.pool.connection() as conn:
-                error = {
-                    "type": "RecordingFailed",
-                    "message": f"{type(exc).__name__}: {exc}",
-                }
-                await conn.execute(MARK_UNRECORDED, (dumps(error), run_id))
+                await conn.execute(
+                    MARK_UNRECORDED, (dumps(error), writer.run_id, writer.fence)
+                )
 
     async def _decide(
         self,
@@ -658,7 +644,6 @@ class AgentStore:
                 )
                 return
             result = stream.result
-            await self._confirm_lock(writer.run_id, result)
             final = self._final(result)
             if final.status == "completed" and (
                 stream.cancelled or result.final_output is None
@@ -670,8 +655,10 @@ class AgentStore:
                 )
             try:
                 await self._write(writer, Outcome.of(result), final)
+            except LockLost as exc:
+                raise RecordingFailed(writer.run_id, result, exc) from exc
             except Exception as exc:
-                await self._mark_unrecorded(writer.run_id, exc)
+                await self._mark_unrecorded(writer, exc)
                 raise RecordingFailed(writer.run_id, result, exc) from exc
         finally:
             await self._locks.release(writer.run_id)
@@ -721,6 +708,9 @@ class StoredStream:
             raise
         except BaseException as exc:
             await _despite_cancellation(self._store._finish_stream(self, exc))
+            lost = _lock_lost_in(exc)
+            if lost is not None:
+                raise lost from exc
             raise
         await self._store._finish_stream(self, None)
 
@@ -769,6 +759,17 @@ async def _despite_cancellation(write: Coroutine[Any, Any, None]) -> None:
         with contextlib.suppress(asyncio.CancelledError):
             await asyncio.wait({task})
     task.result()
+
+
+def _lock_lost_in(exc: BaseException) -> LockLost | None:
+    seen: set[int] = set()
+    cause: BaseException | None = exc
+    while cause is not None and id(cause) not in seen:
+        if isinstance(cause, LockLost):
+            return cause
+        seen.add(id(cause))
+        cause = cause.__cause__ or cause.__context__
+    return None
 
 
 def _failure_status(exc: BaseException) -> str:
