@@ -11,12 +11,17 @@ import sys
 from pathlib import Path
 from typing import Any
 
+import psycopg
 import pytest
-from agents import Agent, SQLiteSession, WebSearchTool, function_tool
+from agents import Agent, LocalShellTool, SQLiteSession, WebSearchTool, function_tool
 from agents.exceptions import InputGuardrailTripwireTriggered, MaxTurnsExceeded
 from agents.testing import ScriptedModel, assistant_message, function_call
 from openai.types.responses import ResponseFunctionWebSearch
 from openai.types.responses.response_function_web_search import ActionSearch
+from openai.types.responses.response_output_item import (
+    LocalShellCall,
+    LocalShellCallAction,
+)
 
 from schemactl.agent_store import AgentStore, StoreError
 from tests.agent_store import scenario
@@ -359,4 +364,38 @@ def test_a_hosted_tool_call_is_kept_under_its_tool(schema_url, db):
             {"type": "search", "query": "weather in Oslo"},
             "completed",
         )
+    ]
+
+
+def test_a_tool_without_a_call_id_leaves_a_marker_while_it_runs(schema_url, db):
+    seen: list[Any] = []
+
+    def executor(request: Any) -> str:
+        with psycopg.connect(schema_url) as conn:
+            seen.extend(
+                conn.execute(
+                    "SELECT tool_name, status, call_id LIKE 'schemactl:started:%%' "
+                    "FROM tool_calls"
+                ).fetchall()
+            )
+        return "hi"
+
+    call = LocalShellCall(
+        id="ls_1",
+        call_id="lc_1",
+        status="completed",
+        type="local_shell_call",
+        action=LocalShellCallAction(command=["echo", "hi"], env={}, type="exec"),
+    )
+    model = ScriptedModel([[call], [assistant_message("done")]])
+    agent = Agent(name="sh", model=model, tools=[LocalShellTool(executor=executor)])
+
+    async def go() -> None:
+        async with AgentStore(schema_url) as store:
+            await store.run(agent, "echo hi")
+
+    asyncio.run(go())
+    assert seen == [("local_shell", "in_progress", True)]
+    assert rows(db, "SELECT call_id, tool_type, status, output FROM tool_calls") == [
+        ("lc_1", "local_shell", "completed", "hi")
     ]
