@@ -5,8 +5,9 @@
 -- run it as `psql -v ON_ERROR_STOP=1 -f`: without it psql runs on after an
 -- error); nothing is deleted for you. Columns 003 added are dropped with
 -- their values (fingerprints, handoff tool names, cache write tokens, request
--- ids, the token details of responses). A run state whose version is unknown
--- gets 002's default, '1.0'. btree_gist stays installed, as uuid-ossp does.
+-- ids, the token details of responses, run attempts). A run state whose
+-- version is unknown gets 002's default, '1.0'. btree_gist stays installed, as
+-- uuid-ossp does.
 
 DO $$
 DECLARE
@@ -103,6 +104,7 @@ ALTER TABLE guardrails
     );
 
 COMMENT ON COLUMN runs.max_turns IS NULL;
+ALTER TABLE runs DROP COLUMN attempt_id;
 ALTER TABLE runs
     DROP CONSTRAINT runs_turns_check,
     ALTER COLUMN max_turns SET NOT NULL,

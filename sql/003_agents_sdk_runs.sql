@@ -44,6 +44,8 @@
 -- * run_states.schema_version is the version the SDK wrote ($schemaVersion in
 --   state_data): a trigger takes it from the state, a CHECK keeps the two equal.
 --   Rows whose state carries no version keep what they had.
+-- * runs.attempt_id: the token of the process driving a run, so a process
+--   that was taken over (its lock lost) stops rather than run a tool twice.
 -- * Usage of a run is either one run-wide row or per-agent rows, never both: the
 --   document's usage query summed both (twice the tokens). An exclusion
 --   constraint (btree_gist) holds this even for concurrent writers.
@@ -312,6 +314,13 @@ ALTER TABLE runs
     );
 COMMENT ON COLUMN runs.max_turns IS 'NULL: the run had no turn limit.';
 
+-- Runs: who drives them ---------------------------------------------------------
+ALTER TABLE runs ADD COLUMN attempt_id uuid;
+COMMENT ON COLUMN runs.attempt_id IS
+    'Set by the process that starts or resumes the run (a new value each time): '
+    'a process whose attempt is no longer the row''s has been taken over, and '
+    'neither continues nor writes the run. Other updates of the row leave it.';
+
 -- Guardrails: output guardrails have no run_in_parallel -----------------------
 ALTER TABLE guardrails
     DROP CONSTRAINT guardrails_parallel_input_only_check,
@@ -345,7 +354,7 @@ CREATE TRIGGER guardrails_fill_run_in_parallel
 
 -- Session positions: the session's next one, under its row lock ---------------
 -- The first item a transaction adds to a session updates the session's row
--- (its updated_at; later items see the row is already this transaction's):
+-- (its updated_at; later items find the row as this transaction left it):
 -- writers of one session take turns from there to commit, under READ
 -- COMMITTED each then sees the other's items, and under REPEATABLE READ the
 -- second gets a serialization failure to retry rather than a taken position.
@@ -355,10 +364,21 @@ CREATE TRIGGER guardrails_fill_run_in_parallel
 -- may only INSERT items gets positions too; no one else may call it.
 CREATE FUNCTION session_items_fill_position() RETURNS trigger
 LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $$
+DECLARE
+    -- The session row's version this transaction wrote (a setting of the
+    -- transaction: a rolled-back savepoint takes it back with the row).
+    mark_name text := 'schemactl.session_' || replace(NEW.session_id::text, '-', '');
+    mark text := current_setting(mark_name, true);
 BEGIN
     IF NEW.position IS NULL THEN
-        UPDATE public.sessions SET updated_at = now()
-        WHERE id = NEW.session_id AND xmin <> pg_current_xact_id()::xid;
+        IF coalesce(mark, '') = '' OR NOT EXISTS (
+            SELECT 1 FROM public.sessions
+            WHERE id = NEW.session_id AND xmin::text = mark
+        ) THEN
+            UPDATE public.sessions SET updated_at = now() WHERE id = NEW.session_id
+            RETURNING xmin::text INTO mark;
+            PERFORM set_config(mark_name, coalesce(mark, ''), true);
+        END IF;
         SELECT coalesce(max(i.position) + 1, 0) INTO NEW.position
         FROM public.session_items AS i WHERE i.session_id = NEW.session_id;
     END IF;
