@@ -481,7 +481,9 @@ def test_a_run_taken_over_in_a_gap_of_its_lock_starts_no_more_tools(schema_url, 
                 "AND datname = current_database()"
             )
             # What a takeover does to the row (and the lock is free again).
-            conn.execute("UPDATE runs SET status = 'running', error = '\"theirs\"'")
+            conn.execute(
+                "UPDATE runs SET attempt_id = gen_random_uuid(), error = '\"theirs\"'"
+            )
         return "done"
 
     @function_tool
@@ -589,3 +591,30 @@ def test_an_agent_tool_waiting_on_its_own_approval_is_never_taken_over(schema_ur
 
     with pytest.raises(StoreError, match="ask_cashier started"):
         asyncio.run(take_over())
+
+
+def test_other_updates_of_a_runs_row_do_not_stop_it(schema_url, db):
+    @function_tool
+    def touch() -> str:
+        """Update the run's row as an operator (or a cascade) might."""
+        with psycopg.connect(schema_url, autocommit=True) as conn:
+            conn.execute("UPDATE runs SET status = status, workflow_name = 'ops'")
+        return "touched"
+
+    model = ScriptedModel(
+        [
+            [function_call("touch", {}, call_id="t1")],
+            [function_call("touch", {}, call_id="t2")],
+            [assistant_message("done")],
+        ]
+    )
+
+    async def go() -> Any:
+        async with AgentStore(schema_url) as store:
+            return await store.run(Agent(name="ops", model=model, tools=[touch]), "go")
+
+    assert asyncio.run(go()).result.final_output == "done"
+    assert rows(db, "SELECT status, workflow_name FROM runs") == [("completed", "ops")]
+    assert rows(db, "SELECT count(*) FROM tool_calls WHERE status = 'completed'") == [
+        (2,)
+    ]

@@ -24,7 +24,9 @@ from schemactl.agent_store.errors import LockLost
 from schemactl.agent_store.jsonsafe import dumps, escape_text
 from schemactl.agent_store.liveness import RunLocks
 
-FENCED = "SELECT 1 FROM runs WHERE id = %s AND xmin::text = %s FOR NO KEY UPDATE"
+FENCED = "SELECT 1 FROM runs WHERE id = %s AND attempt_id = %s FOR NO KEY UPDATE"
+# A tool start waits this long at most for the run's row (someone's UPDATE).
+LOCK_TIMEOUT = "SET LOCAL lock_timeout = '10s'"
 # The call id of a marker row (a tool that does not say its call id).
 MARKER = "schemactl:started:"
 DROP_MARKERS = (
@@ -48,12 +50,13 @@ FINISH_TOOL = """
         status = 'completed', output = %s::jsonb,
         completed_at = greatest(now(), started_at)
     WHERE run_id = %s AND call_id = %s"""
-# The calls that started after the run's last state was stored (or are still
-# marked in progress): resuming from that state could run them again.
+# The calls that started after the run's last state was stored (and, for a run
+# its process abandoned, those still in progress): resuming from that state
+# could run them again.
 STARTED_SINCE_STATE = """
     SELECT c.tool_name FROM tool_calls AS c
     WHERE c.run_id = %(run)s
-      AND (c.status = 'in_progress'
+      AND ((c.status = 'in_progress' AND %(abandoned)s)
            OR c.started_at > coalesce(
                (SELECT s.created_at FROM run_states AS s
                 WHERE s.run_id = %(run)s AND s.is_active), '-infinity'))
@@ -68,7 +71,7 @@ class ToolJournal:
     run_id: Any
     ids: definitions.AgentIds
     locks: RunLocks
-    fence: str
+    fence: uuid.UUID
     # Calls of tools that do not say their call id (shell, computer, patch):
     # a marker row each, by tool name, first in first out.
     _markers: dict[str, list[str]] = field(default_factory=dict)
@@ -85,6 +88,7 @@ class ToolJournal:
             call_id = f"{MARKER}{uuid.uuid4()}"
             self._markers.setdefault(tool.name, []).append(call_id)
         async with self.pool.connection() as conn:
+            await conn.execute(LOCK_TIMEOUT)
             cursor = await conn.execute(FENCED, (self.run_id, self.fence))
             if await cursor.fetchone() is None:
                 raise LockLost(self.run_id)

@@ -12,6 +12,7 @@ what is new is written (by count: the SDK keeps the earlier part as a prefix).
 from __future__ import annotations
 
 import json
+import uuid
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
@@ -165,7 +166,7 @@ RECORDED_USAGE = """
            coalesce(sum(reasoning_tokens), 0)
     FROM usage_metrics WHERE run_id = %s"""
 # Taken first: the row stays as it is until this write commits.
-FENCE = "SELECT xmin::text, status FROM runs WHERE id = %s FOR NO KEY UPDATE"
+FENCE = "SELECT attempt_id, status FROM runs WHERE id = %s FOR NO KEY UPDATE"
 FINISH_RUN = """
     UPDATE runs SET
         status = %s, final_output = %s::jsonb, last_agent_id = %s,
@@ -310,9 +311,9 @@ class RunWriter:
     ids: definitions.AgentIds
     root: Agent[Any]
     hooks: RecordingHooks
-    # The run's row as this process started or claimed it (its xmin): a write
-    # finds it so, or another process took the run over meanwhile.
-    fence: str
+    # The attempt this process started or claimed the run as: a write finds it
+    # still the row's, or another process took the run over meanwhile.
+    fence: uuid.UUID
     # The model the run config forces on every agent, if any.
     model_override: str | None = None
 
@@ -325,14 +326,14 @@ class RunWriter:
         retried: bool = False,
     ) -> None:
         """Write ``outcome`` and ``final`` in the caller's transaction, if the
-        run's row is as this process left it (``retried``: or as a first
-        attempt whose commit went through wrote it)."""
+        run is still this process's attempt (``retried``: unless the first
+        attempt's commit went through)."""
         cursor = await conn.execute(FENCE, (self.run_id,))
         row = await cursor.fetchone()
         if row is None or row[0] != self.fence:
-            if retried and row is not None and row[1] == final.status:
-                return
             raise LockLost(self.run_id)
+        if retried and row[1] == final.status:
+            return  # the first attempt's commit went through (only we write it)
         cursor = await conn.execute(COUNTS, {"run": self.run_id})
         counts = await cursor.fetchone()
         assert counts is not None

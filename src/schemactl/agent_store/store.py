@@ -63,19 +63,18 @@ from schemactl.agent_store.session import PostgresSession
 
 START_RUN = """
     INSERT INTO runs (
-        id, agent_id, session_id, status, input, context, max_turns, workflow_name,
-        trace_id, group_id, previous_response_id, conversation_id)
-    VALUES (%s, %s, %s, 'running', %s::jsonb, %s::jsonb, %s, %s, %s, %s, %s, %s)
-    RETURNING xmin::text"""
+        id, attempt_id, agent_id, session_id, status, input, context, max_turns,
+        workflow_name, trace_id, group_id, previous_response_id, conversation_id)
+    VALUES (%s, %s, %s, %s, 'running', %s::jsonb, %s::jsonb, %s, %s, %s, %s, %s, %s)"""
 # Interrupted, or running with its lock free (its process died): the caller
 # holds the lock, so no one else claims it meanwhile.
 RUN_FOR_CLAIM = "SELECT status, max_turns FROM runs WHERE id = %s FOR UPDATE"
-# RETURNING xmin: the run's fence (recording.py): the row as this claim left it.
-CLAIM_RUN = "UPDATE runs SET status = 'running' WHERE id = %s RETURNING xmin::text"
+# A new attempt: the run's fence (recording.py) from now on.
+CLAIM_RUN = "UPDATE runs SET status = 'running', attempt_id = %s WHERE id = %s"
 RUN_STATUS = "SELECT status FROM runs WHERE id = %s"
 BACK_TO_INTERRUPTED = """
     UPDATE runs SET status = 'interrupted', error = %s::jsonb
-    WHERE id = %s AND xmin::text = %s"""
+    WHERE id = %s AND attempt_id = %s"""
 ACTIVE_STATE = """
     SELECT state_data FROM run_states WHERE run_id = %s AND is_active = true"""
 PENDING_DECISIONS = """
@@ -114,7 +113,7 @@ ABANDON_RUN = """
 MARK_UNRECORDED = """
     UPDATE runs SET status = 'failed', error = %s::jsonb,
         completed_at = greatest(now(), started_at)
-    WHERE id = %s AND status = 'running' AND xmin::text = %s"""
+    WHERE id = %s AND status = 'running' AND attempt_id = %s"""
 
 
 @dataclass(frozen=True)
@@ -361,6 +360,8 @@ class AgentStore:
                 continue
             try:
                 async with self.pool.connection() as conn:
+                    # The row first: a tool start that holds it is then seen.
+                    await conn.execute(RUN_FOR_CLAIM, (run_id,))
                     status = await _scalar(
                         conn, ABANDON_RUN, {"run": run_id, "error": error}
                     )
@@ -421,10 +422,12 @@ class AgentStore:
         stored_context = context if self.record_context else None
         async with self.pool.connection() as conn:
             ids = await definitions.register(conn, agent)
-            cursor = await conn.execute(
+            attempt = uuid.uuid4()
+            await conn.execute(
                 START_RUN,
                 (
                     run_id,
+                    attempt,
                     ids.of(agent),
                     session_row,
                     dumps(input),
@@ -437,9 +440,7 @@ class AgentStore:
                     _text(options, "conversation_id"),
                 ),
             )
-            fence = await cursor.fetchone()
-        assert fence is not None
-        return self._writer(run_id, ids, agent, hooks, run_config, fence[0])
+        return self._writer(run_id, ids, agent, hooks, run_config, attempt)
 
     def _writer(
         self,
@@ -448,7 +449,7 @@ class AgentStore:
         agent: Agent[Any],
         hooks: RunHooks[Any] | None,
         run_config: RunConfig | None,
-        fence: str,
+        fence: uuid.UUID,
     ) -> RunWriter:
         journal = ToolJournal(self.pool, run_id, ids, self._locks, fence)
         return RunWriter(
@@ -462,7 +463,7 @@ class AgentStore:
 
     async def _claim(
         self, conn: AsyncConnection[Any], run_id: Any
-    ) -> tuple[int | None, str]:
+    ) -> tuple[int | None, uuid.UUID]:
         """Mark the run running (the caller holds its lock); return its turn
         limit and its fence. A run its process left running resumes only if
         no tool started since its state: resuming would run it again."""
@@ -471,20 +472,23 @@ class AgentStore:
         if row is None or row[0] not in ("interrupted", "running"):
             status = row[0] if row is not None else "not in the store"
             raise StoreError(f"run {run_id} cannot resume: it is {status}")
-        if row[0] == "running":
-            cursor = await conn.execute(STARTED_SINCE_STATE, {"run": run_id})
-            tools = [r[0] for r in await cursor.fetchall()]
-            if tools:
-                raise StoreError(
-                    f"run {run_id} cannot resume: its process stopped after "
-                    f"{', '.join(tools)} started, and resuming would run it again; "
-                    "check what it did, then settle the run with "
-                    "recover_abandoned_runs() (it fails the run)"
-                )
-        cursor = await conn.execute(CLAIM_RUN, (run_id,))
-        fence = await cursor.fetchone()
-        assert fence is not None
-        return row[1], fence[0]
+        # A run its process left running: a call still in progress may run again
+        # too (a tool, an agent tool waiting on its own approval).
+        abandoned = row[0] == "running"
+        cursor = await conn.execute(
+            STARTED_SINCE_STATE, {"run": run_id, "abandoned": abandoned}
+        )
+        tools = [r[0] for r in await cursor.fetchall()]
+        if tools:
+            raise StoreError(
+                f"run {run_id} cannot resume: its process stopped after "
+                f"{', '.join(tools)} started, and resuming would run it again; "
+                "check what it did, then settle the run with "
+                "recover_abandoned_runs() (it fails the run)"
+            )
+        attempt = uuid.uuid4()
+        await conn.execute(CLAIM_RUN, (attempt, run_id))
+        return row[1], attempt
 
     async def _drive(
         self,
