@@ -29,6 +29,7 @@ from agents import (
     tool_output_guardrail,
 )
 from agents.testing import ModelStep, ScriptedModel, assistant_message, function_call
+from agents.tool import FunctionTool
 from agents.usage import Usage
 from openai.types.responses.response_usage import (
     InputTokensDetails,
@@ -123,6 +124,23 @@ def support_desk(model: ScriptedModel) -> Agent[Any]:
         tools=[get_weather],
         handoffs=[billing, handoff(billing, tool_name_override="escalate_refund")],
         input_guardrails=[no_card_numbers],
+    )
+
+
+def lead_with_a_cashier(tool: FunctionTool) -> Agent[Any]:
+    """A lead whose cashier, run as a tool, calls ``tool`` (which needs
+    approval: the whole run waits on the nested approval)."""
+    model = ScriptedModel(
+        [
+            [function_call("ask_cashier", {"input": "pay 5"}, call_id="n1")],
+            [function_call(tool.name, {"amount": 5}, call_id="p1")],
+        ]
+    )
+    cashier = Agent(name="cashier", model=model, tools=[tool])
+    return Agent(
+        name="lead",
+        model=model,
+        tools=[cashier.as_tool("ask_cashier", "Ask the cashier")],
     )
 
 

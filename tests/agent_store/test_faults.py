@@ -19,6 +19,7 @@ import pytest
 from agents import Agent, ModelSettings, RunConfig, RunContextWrapper, function_tool
 from agents.exceptions import UserError
 from agents.testing import ModelStep, ScriptedModel, assistant_message, function_call
+from agents.tool import FunctionTool
 from psycopg_pool import AsyncConnectionPool
 
 from schemactl.agent_store import AgentStore, LockLost, RecordingFailed, StoreError
@@ -60,6 +61,34 @@ def blocked(tmp_path) -> Iterator[Any]:
         for stream in (process.stdout, process.stderr):
             if stream is not None:
                 stream.close()
+
+
+def first_then_second(first: FunctionTool, ran: list[str]) -> Agent[Any]:
+    """An agent that calls ``first``, then ``second``, which notes in ``ran``
+    that it ran (the tests say when it must not)."""
+
+    @function_tool
+    def second() -> str:
+        """Runs only while the run is still this process's."""
+        ran.append("second")
+        return "done"
+
+    model = ScriptedModel(
+        [
+            [function_call("first", {}, call_id="f1")],
+            [function_call("second", {}, call_id="s1")],
+            [assistant_message("never")],
+        ]
+    )
+    return Agent(name="two_steps", model=model, tools=[first, second])
+
+
+def terminate_lock_connections(conn: psycopg.Connection[Any]) -> None:
+    conn.execute(
+        "SELECT pg_terminate_backend(pid) FROM pg_stat_activity "
+        "WHERE application_name = 'schemactl-agent-store-locks' "
+        "AND datname = current_database()"
+    )
 
 
 def kill(process: subprocess.Popen[str]) -> None:
@@ -359,18 +388,7 @@ def test_credentials_of_agents_run_as_tools_are_not_stored_either(schema_url, db
         """Charge the card on file."""
         return f"charged {amount}"
 
-    model = ScriptedModel(
-        [
-            [function_call("ask_cashier", {"input": "charge 5"}, call_id="n1")],
-            [function_call("charge", {"amount": 5}, call_id="c1")],
-        ]
-    )
-    cashier = Agent(name="cashier", model=model, tools=[charge])
-    lead = Agent(
-        name="lead",
-        model=model,
-        tools=[cashier.as_tool("ask_cashier", "Ask the cashier")],
-    )
+    lead = scenario.lead_with_a_cashier(charge)
 
     async def go() -> Any:
         async with AgentStore(schema_url) as store:
@@ -432,11 +450,7 @@ def test_a_run_taken_over_while_its_lock_connection_was_away_is_not_overwritten(
     async def lose_the_lock() -> str:
         """Drop this store's lock connection; another process takes the run."""
         with psycopg.connect(schema_url, autocommit=True) as conn:
-            conn.execute(
-                "SELECT pg_terminate_backend(pid) FROM pg_stat_activity "
-                "WHERE application_name = 'schemactl-agent-store-locks' "
-                "AND datname = current_database()"
-            )
+            terminate_lock_connections(conn)
             run = conn.execute(
                 "SELECT id FROM runs WHERE status = 'running'"
             ).fetchone()
@@ -475,36 +489,16 @@ def test_a_run_taken_over_in_a_gap_of_its_lock_starts_no_more_tools(schema_url, 
         """Lose the lock; meanwhile another process claims the run."""
         ran.append("first")
         with psycopg.connect(schema_url, autocommit=True) as conn:
-            conn.execute(
-                "SELECT pg_terminate_backend(pid) FROM pg_stat_activity "
-                "WHERE application_name = 'schemactl-agent-store-locks' "
-                "AND datname = current_database()"
-            )
+            terminate_lock_connections(conn)
             # What a takeover does to the row (and the lock is free again).
             conn.execute(
                 "UPDATE runs SET attempt_id = gen_random_uuid(), error = '\"theirs\"'"
             )
         return "done"
 
-    @function_tool
-    def second() -> str:
-        """Must not run: the run is someone else's now."""
-        ran.append("second")
-        return "done"
-
-    model = ScriptedModel(
-        [
-            [function_call("first", {}, call_id="f1")],
-            [function_call("second", {}, call_id="s1")],
-            [assistant_message("never")],
-        ]
-    )
-
     async def go() -> None:
         async with AgentStore(schema_url) as store:
-            await store.run(
-                Agent(name="loser", model=model, tools=[first, second]), "go"
-            )
+            await store.run(first_then_second(first, ran), "go")
 
     with pytest.raises(LockLost):
         asyncio.run(go())
@@ -524,24 +518,10 @@ def test_closing_the_store_under_a_running_run_stops_its_tools(schema_url, db):
         await go_on.wait()
         return "done"
 
-    @function_tool
-    def second() -> str:
-        """Must not run once the store is closed."""
-        ran.append("second")
-        return "done"
-
-    model = ScriptedModel(
-        [
-            [function_call("first", {}, call_id="f1")],
-            [function_call("second", {}, call_id="s1")],
-            [assistant_message("never")],
-        ]
-    )
-
     async def close_under_it() -> None:
         async with AsyncConnectionPool(schema_url, open=False) as pool:
             async with AgentStore(schema_url, pool=pool) as store:
-                agent = Agent(name="orphan", model=model, tools=[first, second])
+                agent = first_then_second(first, ran)
                 task = asyncio.create_task(store.run(agent, "go"))
                 await started.wait()
             go_on.set()  # the store is closed; the app's pool is not
@@ -559,18 +539,7 @@ def test_an_agent_tool_waiting_on_its_own_approval_is_never_taken_over(schema_ur
         """Pay (a human approves it first)."""
         return f"paid {amount}"
 
-    model = ScriptedModel(
-        [
-            [function_call("ask_cashier", {"input": "pay 5"}, call_id="n1")],
-            [function_call("pay", {"amount": 5}, call_id="p1")],
-        ]
-    )
-    cashier = Agent(name="cashier", model=model, tools=[pay])
-    lead = Agent(
-        name="lead",
-        model=model,
-        tools=[cashier.as_tool("ask_cashier", "Ask the cashier")],
-    )
+    lead = scenario.lead_with_a_cashier(pay)
 
     async def interrupt() -> Any:
         async with AgentStore(schema_url) as store:
