@@ -365,19 +365,21 @@ CREATE TRIGGER guardrails_fill_run_in_parallel
 CREATE FUNCTION session_items_fill_position() RETURNS trigger
 LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $$
 DECLARE
-    -- The session row's version this transaction wrote (a setting of the
-    -- transaction: a rolled-back savepoint takes it back with the row).
-    mark_name text := 'schemactl.session_' || replace(NEW.session_id::text, '-', '');
-    mark text := current_setting(mark_name, true);
+    -- The session row's version this transaction last wrote, as
+    -- "session:xmin" in one setting of the transaction (a savepoint's row
+    -- version has its own xmin; a rolled-back savepoint takes both back).
+    mark text := current_setting('schemactl.session_items_mark', true);
 BEGIN
     IF NEW.position IS NULL THEN
-        IF coalesce(mark, '') = '' OR NOT EXISTS (
-            SELECT 1 FROM public.sessions
-            WHERE id = NEW.session_id AND xmin::text = mark
+        IF NOT EXISTS (
+            SELECT 1 FROM public.sessions AS s
+            WHERE s.id = NEW.session_id
+              AND (s.xmin = pg_current_xact_id()::xid
+                   OR NEW.session_id::text || ':' || s.xmin::text = mark)
         ) THEN
             UPDATE public.sessions SET updated_at = now() WHERE id = NEW.session_id
-            RETURNING xmin::text INTO mark;
-            PERFORM set_config(mark_name, coalesce(mark, ''), true);
+            RETURNING NEW.session_id::text || ':' || xmin::text INTO mark;
+            PERFORM set_config('schemactl.session_items_mark', coalesce(mark, ''), true);
         END IF;
         SELECT coalesce(max(i.position) + 1, 0) INTO NEW.position
         FROM public.session_items AS i WHERE i.session_id = NEW.session_id;
