@@ -587,3 +587,28 @@ def test_other_updates_of_a_runs_row_do_not_stop_it(schema_url, db):
     assert rows(db, "SELECT count(*) FROM tool_calls WHERE status = 'completed'") == [
         (2,)
     ]
+
+
+def test_a_run_recovered_while_its_lock_was_away_starts_no_more_tools(schema_url, db):
+    ran: list[str] = []
+
+    @function_tool
+    async def first() -> str:
+        """Lose the lock; meanwhile another process recovers the run."""
+        ran.append("first")
+        with psycopg.connect(schema_url, autocommit=True) as conn:
+            terminate_lock_connections(conn)
+        async with AgentStore(schema_url) as other:
+            assert list((await other.recover_abandoned_runs()).values()) == ["failed"]
+        return "done"
+
+    async def go() -> None:
+        async with AgentStore(schema_url) as store:
+            await store.run(first_then_second(first, ran), "go")
+
+    with pytest.raises(LockLost):
+        asyncio.run(go())
+    assert ran == ["first"]
+    assert rows(db, "SELECT status, error ->> 'type' FROM runs") == [
+        ("failed", "Abandoned")
+    ]

@@ -24,9 +24,9 @@ from schemactl.agent_store.errors import LockLost
 from schemactl.agent_store.jsonsafe import dumps, escape_text
 from schemactl.agent_store.liveness import RunLocks
 
-FENCED = "SELECT 1 FROM runs WHERE id = %s AND attempt_id = %s FOR NO KEY UPDATE"
-# A tool start waits this long at most for the run's row (someone's UPDATE).
-LOCK_TIMEOUT = "SET LOCAL lock_timeout = '10s'"
+FENCED = """
+    SELECT 1 FROM runs WHERE id = %s AND attempt_id = %s AND status = 'running'
+    FOR NO KEY UPDATE"""
 # The call id of a marker row (a tool that does not say its call id).
 MARKER = "schemactl:started:"
 DROP_MARKERS = (
@@ -88,7 +88,6 @@ class ToolJournal:
             call_id = f"{MARKER}{uuid.uuid4()}"
             self._markers.setdefault(tool.name, []).append(call_id)
         async with self.pool.connection() as conn:
-            await conn.execute(LOCK_TIMEOUT)
             cursor = await conn.execute(FENCED, (self.run_id, self.fence))
             if await cursor.fetchone() is None:
                 raise LockLost(self.run_id)

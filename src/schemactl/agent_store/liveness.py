@@ -12,9 +12,9 @@ If the lock connection itself is lost (an idle timeout, a failover), the
 locks go with it while the runs go on. The heartbeat (or the next use) takes
 them again on a new connection; a run whose lock another process holds by
 then is lost: it starts no more tools and is not written. A run another
-process took over and let go in the gap is caught by the run's fence instead
-(store.py: its row changed). Closing the store loses the runs it still
-drives the same way.
+process took over or recovered and let go in the gap is caught by the run's
+fence instead (its attempt_id is no longer this process's). Closing the
+store loses the runs it still drives the same way.
 """
 
 from __future__ import annotations

@@ -88,7 +88,8 @@ DECIDE = """
     RETURNING id"""
 RUNNING_RUNS = "SELECT id FROM runs WHERE status = 'running'"
 # Back to interrupted only if no tool started since the state it would resume
-# from (journal.py): resuming would run that tool again.
+# from (journal.py): resuming would run that tool again. No attempt drives it
+# any more: a process that held it and comes back finds its attempt gone.
 ABANDON_RUN = """
     WITH resumable AS (
         SELECT EXISTS (SELECT 1 FROM run_states AS s
@@ -105,6 +106,7 @@ ABANDON_RUN = """
     UPDATE runs SET
         status = CASE WHEN resumable.yes THEN 'interrupted' ELSE 'failed' END,
         error = %(error)s::jsonb,
+        attempt_id = NULL,
         completed_at = CASE WHEN resumable.yes THEN NULL
                             ELSE greatest(now(), started_at) END
     FROM resumable
