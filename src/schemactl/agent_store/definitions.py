@@ -24,10 +24,12 @@ from psycopg import AsyncConnection
 from schemactl.agent_store.jsonsafe import (
     dotted_name,
     dumps,
+    escape_optional,
     escape_text,
     redact_secrets,
     to_json,
 )
+from schemactl.agent_store.rows import scalar
 
 INSERT_AGENT = """
     INSERT INTO agents (
@@ -102,12 +104,15 @@ class AgentIds:
         """Return the row id of ``agent`` (an agent of the registered graph)."""
         return self.by_object[id(agent)]
 
-    def by_name(self, name: str) -> Any:
-        """Return the row id of the first agent called ``name``."""
-        for key, agent in self.agents.items():
-            if agent.name == name:
+    def row_of(self, agent: Agent[Any]) -> Any:
+        """Return the row id of ``agent``, or, for an agent object the graph
+        does not hold (the SDK copies some), of the first one with its name."""
+        if id(agent) in self.by_object:
+            return self.by_object[id(agent)]
+        for key, known in self.agents.items():
+            if known.name == agent.name:
                 return self.by_object[key]
-        raise KeyError(name)
+        raise KeyError(agent.name)
 
 
 def walk(root: Agent[Any]) -> Iterator[Agent[Any]]:
@@ -163,7 +168,9 @@ def agent_definition(agent: Agent[Any]) -> dict[str, Any]:
         "model": model_name(agent.model),
         # Credentials in extra headers or bodies are never stored, nor hashed.
         "model_settings": redact_secrets(to_json(agent.model_settings)),
-        "output": None if output is None else [output.name(), output.json_schema()],
+        "output": None
+        if output is None
+        else [output.name(), output.json_schema(), output.is_strict_json_schema()],
         "tool_use_behavior": _tool_use_behavior(agent.tool_use_behavior),
         "reset_tool_choice": agent.reset_tool_choice,
         "tools": [tool_definition(tool) for tool in agent.tools],
@@ -201,30 +208,35 @@ def tool_type(tool: Tool) -> str:
 
 
 async def _agent_row(conn: AsyncConnection[Any], agent: Agent[Any]) -> tuple[Any, bool]:
+    """Return the agent's row id, and whether this call created the row. An
+    unchanged agent (every run but its first) costs one lookup."""
     definition = agent_definition(agent)
     key = fingerprint(definition)
+    existing = await scalar(conn, AGENT_BY_FINGERPRINT, (key,))
+    if existing is not None:
+        return existing, False
     settings_id = await _model_settings_row(conn, definition["model_settings"])
-    output = _output_schema(agent)
-    behavior, stop_at = _tool_use_behavior(agent.tool_use_behavior)
+    output = definition["output"]
+    behavior, stop_at = definition["tool_use_behavior"]
     instructions = definition["instructions"]
     prompt = definition["prompt"]
     cursor = await conn.execute(
         INSERT_AGENT,
         (
-            _text(agent.name),
+            escape_optional(agent.name),
             key,
             instructions[0],
-            _text(instructions[1]) if instructions[0] == "static" else None,
-            _text(instructions[1]) if instructions[0] == "dynamic" else None,
+            escape_optional(instructions[1]) if instructions[0] == "static" else None,
+            escape_optional(instructions[1]) if instructions[0] == "dynamic" else None,
             prompt[0],
             dumps(prompt[1]) if prompt[0] == "static" and prompt[1] else None,
-            _text(prompt[1]) if prompt[0] == "dynamic" else None,
-            _text(agent.handoff_description),
-            _text(definition["model"]),
+            escape_optional(prompt[1]) if prompt[0] == "dynamic" else None,
+            escape_optional(agent.handoff_description),
+            escape_optional(definition["model"]),
             settings_id,
-            None if output is None else output.name(),
-            None if output is None else dumps(output.json_schema()),
-            True if output is None else output.is_strict_json_schema(),
+            None if output is None else output[0],
+            None if output is None else dumps(output[1]),
+            True if output is None else output[2],
             behavior,
             stop_at,
             agent.reset_tool_choice,
@@ -234,6 +246,7 @@ async def _agent_row(conn: AsyncConnection[Any], agent: Agent[Any]) -> tuple[Any
     row = await cursor.fetchone()
     if row is not None:
         return row[0], True
+    # Another run created it meanwhile (ON CONFLICT waited for its commit).
     return await _id(conn, AGENT_BY_FINGERPRINT, (key,)), False
 
 
@@ -283,10 +296,10 @@ async def _link_tools(
         await conn.execute(
             INSERT_TOOL,
             (
-                _text(tool.name),
+                escape_optional(tool.name),
                 key,
                 definition["tool_type"],
-                _text(definition["description"]),
+                escape_optional(definition["description"]),
                 _dumps_or_none(definition["params_json_schema"]),
                 definition["strict_json_schema"],
                 None if target is None else ids.by_object.get(id(target)),
@@ -297,7 +310,9 @@ async def _link_tools(
         tool_id = await _id(conn, TOOL_BY_FINGERPRINT, (key,))
         await conn.execute(LINK_TOOL, (ids.of(agent), tool_id, position))
         for name, kind in definition["guardrails"]:
-            await conn.execute(INSERT_TOOL_GUARDRAIL, (tool_id, _text(name), kind))
+            await conn.execute(
+                INSERT_TOOL_GUARDRAIL, (tool_id, escape_optional(name), kind)
+            )
 
 
 async def _link_handoffs(
@@ -311,8 +326,8 @@ async def _link_handoffs(
                 INSERT_HANDOFF_CONFIG,
                 (
                     ids.of(target),
-                    _text(handoff.tool_name),
-                    _text(handoff.tool_description),
+                    escape_optional(handoff.tool_name),
+                    escape_optional(handoff.tool_description),
                     dumps(handoff.input_json_schema),
                     handoff.strict_json_schema,
                     handoff.is_enabled
@@ -355,11 +370,11 @@ async def guardrail_id(
 
 
 async def _id(conn: AsyncConnection[Any], query: str, params: tuple[Any, ...]) -> Any:
-    cursor = await conn.execute(query, params)
-    row = await cursor.fetchone()
-    if row is None:
+    """The id a query finds; the row must be there."""
+    found = await scalar(conn, query, params)
+    if found is None:
         raise LookupError(f"no row for {params!r}")
-    return row[0]
+    return found
 
 
 def _handoff_target(handoff: Agent[Any] | Handoff[Any, Any]) -> Agent[Any]:
@@ -458,11 +473,6 @@ def _tool_guardrail_names(tool: Tool) -> list[tuple[str, str]]:
         for guardrail in getattr(tool, attribute, None) or []:
             names.append((guardrail.get_name(), kind))
     return names
-
-
-def _text(value: Any) -> str | None:
-    """A text column's value: NUL and lone surrogates escaped (jsonsafe.py)."""
-    return None if value is None else escape_text(str(value))
 
 
 def _dumps_or_none(value: Any) -> str | None:

@@ -10,7 +10,6 @@ again (store.py).
 
 from __future__ import annotations
 
-import json
 import uuid
 from dataclasses import dataclass, field
 from typing import Any
@@ -21,7 +20,7 @@ from psycopg_pool import AsyncConnectionPool
 
 from schemactl.agent_store import definitions
 from schemactl.agent_store.errors import LockLost
-from schemactl.agent_store.jsonsafe import dumps, escape_text
+from schemactl.agent_store.jsonsafe import dumps, escape_text, parsed_json_text
 from schemactl.agent_store.liveness import RunLocks
 
 FENCED = """
@@ -95,12 +94,12 @@ class ToolJournal:
                 START_TOOL,
                 {
                     "run": self.run_id,
-                    "agent": self._agent_id(agent),
+                    "agent": self.ids.row_of(agent),
                     "call": escape_text(call_id),
                     "name": escape_text(tool.name),
                     "type": definitions.tool_type(tool),
                     "arguments": dumps(
-                        _parsed(getattr(context, "tool_arguments", None))
+                        parsed_json_text(getattr(context, "tool_arguments", None))
                     ),
                 },
             )
@@ -116,18 +115,3 @@ class ToolJournal:
             await conn.execute(
                 FINISH_TOOL, (dumps(result), self.run_id, escape_text(call_id))
             )
-
-    def _agent_id(self, agent: Agent[Any]) -> Any:
-        try:
-            return self.ids.of(agent)
-        except KeyError:
-            return self.ids.by_name(agent.name)
-
-
-def _parsed(arguments: Any) -> Any:
-    if isinstance(arguments, str):
-        try:
-            return json.loads(arguments)
-        except ValueError:
-            return arguments
-    return arguments

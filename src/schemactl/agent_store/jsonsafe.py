@@ -39,11 +39,11 @@ REDACTED = "<redacted>"
 def escape_nul(value: Any) -> Any:
     """Return ``value`` (a JSON value) with every string jsonb can hold."""
     if isinstance(value, str):
-        return _escape_string(value)
+        return escape_text(value)
     if isinstance(value, list):
         return [escape_nul(item) for item in value]
     if isinstance(value, dict):
-        return {_escape_string(k): escape_nul(v) for k, v in value.items()}
+        return {escape_text(k): escape_nul(v) for k, v in value.items()}
     return value
 
 
@@ -58,12 +58,13 @@ def unescape_nul(value: Any) -> Any:
     return value
 
 
+def escape_optional(text: object) -> str | None:
+    """``escape_text`` of a value that may be missing (None stays None)."""
+    return None if text is None else escape_text(str(text))
+
+
 def escape_text(text: str) -> str:
     """Return ``text`` as a text column can hold it (see ``escape_nul``)."""
-    return _escape_string(text)
-
-
-def _escape_string(text: str) -> str:
     if not text.startswith(NUL_MARKER) and not UNSTORABLE.search(text):
         return text
     escaped = text.replace("\\", "\\\\").replace("\x00", "\\0")
@@ -146,6 +147,17 @@ def _redact_all(value: Any) -> Any:
     if isinstance(value, dict):
         return {k: _redact_all(v) for k, v in value.items()}
     return None if value is None else REDACTED
+
+
+def parsed_json_text(value: Any) -> Any:
+    """``value`` parsed when it is a JSON text (a call's arguments), else as
+    it is."""
+    if isinstance(value, str):
+        try:
+            return json.loads(value)
+        except ValueError:
+            return value
+    return value
 
 
 def dumps(value: Any) -> str:

@@ -11,10 +11,8 @@ what is new is written (by count: the SDK keeps the earlier part as a prefix).
 
 from __future__ import annotations
 
-import json
 import uuid
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
 from typing import Any
 
 from agents import Agent, RunHooks
@@ -33,7 +31,13 @@ from psycopg import AsyncConnection
 from schemactl.agent_store import definitions
 from schemactl.agent_store.errors import LockLost
 from schemactl.agent_store.journal import DROP_MARKERS, ToolJournal
-from schemactl.agent_store.jsonsafe import dumps, escape_text, to_json
+from schemactl.agent_store.jsonsafe import (
+    dumps,
+    escape_optional,
+    escape_text,
+    parsed_json_text,
+    to_json,
+)
 
 COUNTS = """
     SELECT (SELECT count(*) FROM run_items WHERE run_id = %(run)s),
@@ -120,12 +124,14 @@ UPSERT_TOOL_CALL = """
     INSERT INTO tool_calls AS c (
         run_id, run_item_id, tool_id, agent_id, call_id, tool_name, tool_type,
         arguments, output, status, started_at, completed_at)
-    VALUES (%s, %s, %s, %s, %s, %s, %s, %s::jsonb, %s::jsonb, %s,
-            coalesce(%s, now()), %s)
+    VALUES (%s, %s, %s, %s, %s, %s, %s, %s::jsonb, %s::jsonb, %s, now(),
+            CASE WHEN %s THEN now() END)
     ON CONFLICT (run_id, call_id) DO UPDATE SET
         output = EXCLUDED.output,
         status = EXCLUDED.status,
-        completed_at = greatest(EXCLUDED.completed_at, c.started_at)
+        -- The journal's time, when it saw the call end (journal.py).
+        completed_at = coalesce(
+            c.completed_at, greatest(EXCLUDED.completed_at, c.started_at))
     RETURNING id"""
 INSERT_INTERRUPTION = """
     INSERT INTO interruptions (
@@ -224,9 +230,9 @@ class Final:
 
 
 class RecordingHooks(RunHooks[Any]):
-    """Remembers which agent asked for each model response, when each tool
-    ran and what agents run as tools used; writes tool calls to the journal
-    as they start and end; forwards every call to the application's hooks."""
+    """Remembers which agent asked for each model response and what agents run
+    as tools used; writes tool calls to the journal as they start and end;
+    forwards every call to the application's hooks."""
 
     def __init__(
         self, inner: RunHooks[Any] | None = None, journal: ToolJournal | None = None
@@ -236,7 +242,6 @@ class RecordingHooks(RunHooks[Any]):
         self.response_agents: dict[int, Agent[Any]] = {}
         # The responses themselves: a failure without run data still has them.
         self.responses: list[ModelResponse] = []
-        self.tool_times: dict[str, list[datetime | None]] = {}
         self.tools_started = 0
         # Usage of agents run as tools: the nested run adds to the run's own
         # usage while the call lasts (taken only when no other call overlaps).
@@ -269,8 +274,6 @@ class RecordingHooks(RunHooks[Any]):
     async def on_tool_start(self, context: Any, agent: Any, tool: Tool) -> None:
         self.tools_started += 1
         call_id = getattr(context, "tool_call_id", None)
-        if call_id:
-            self.tool_times[call_id] = [datetime.now(UTC), None]
         nested = getattr(tool, "_agent_instance", None)
         usage = getattr(context, "usage", None)
         if call_id and isinstance(nested, Agent) and isinstance(usage, Usage):
@@ -285,8 +288,6 @@ class RecordingHooks(RunHooks[Any]):
         self, context: Any, agent: Any, tool: Tool, result: Any
     ) -> None:
         call_id = getattr(context, "tool_call_id", None)
-        if call_id in self.tool_times:
-            self.tool_times[call_id][1] = datetime.now(UTC)
         opened = self._nested_open.pop(call_id, None) if call_id else None
         usage = getattr(context, "usage", None)
         if opened is not None and isinstance(usage, Usage) and not self._overlapped:
@@ -410,8 +411,8 @@ class RunWriter:
                     self.run_id,
                     agent_id,
                     first + offset + 1,
-                    _escaped(response.response_id),
-                    _escaped(getattr(response, "request_id", None)),
+                    escape_optional(response.response_id),
+                    escape_optional(getattr(response, "request_id", None)),
                     model,
                     dumps(response.output),
                     *tokens,
@@ -508,7 +509,6 @@ class RunWriter:
             kind = HOSTED_CALL_TYPES.get(raw_type, raw_type)
             cursor = await conn.execute(TOOL_OF_AGENT, (agent_id, name, kind, name))
             tool = await cursor.fetchone()
-            started, ended = self.hooks.tool_times.get(call_id, [None, None])
             cursor = await conn.execute(
                 UPSERT_TOOL_CALL,
                 (
@@ -522,8 +522,7 @@ class RunWriter:
                     dumps(_arguments(item.raw_item)),
                     None if output is None else dumps(output.output),
                     status,
-                    started,
-                    ended or (datetime.now(UTC) if status == "completed" else None),
+                    status == "completed",
                 ),
             )
             row = await cursor.fetchone()
@@ -627,12 +626,7 @@ class RunWriter:
         )
 
     def _agent_id(self, agent: Any) -> Any:
-        if agent is None:
-            return self.ids.of(self.root)
-        try:
-            return self.ids.of(agent)
-        except KeyError:
-            return self.ids.by_name(agent.name)
+        return self.ids.row_of(self.root if agent is None else agent)
 
 
 def item_json(item: RunItem) -> dict[str, Any]:
@@ -657,10 +651,6 @@ def item_json(item: RunItem) -> dict[str, Any]:
     if isinstance(item, ToolApprovalItem):
         data["tool_name"] = item.tool_name
     return data
-
-
-def _escaped(text: Any) -> str | None:
-    return escape_text(text) if isinstance(text, str) else None
 
 
 def usage_tokens(usage: Usage) -> tuple[int, int, int, int, int, int, int]:
@@ -715,9 +705,4 @@ def _arguments(raw: Any) -> Any:
         value = raw.get(key) if isinstance(raw, dict) else getattr(raw, key, None)
         if value is not None:
             break
-    if isinstance(value, str):
-        try:
-            return json.loads(value)
-        except ValueError:
-            return value
-    return to_json(value)
+    return to_json(parsed_json_text(value))

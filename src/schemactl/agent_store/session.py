@@ -12,9 +12,9 @@ from typing import TYPE_CHECKING, Any
 
 from agents.memory import SessionABC
 from agents.memory.session_settings import SessionSettings, resolve_session_limit
-from psycopg.rows import tuple_row
 
 from schemactl.agent_store.jsonsafe import dumps, escape_text, unescape_nul
+from schemactl.agent_store.rows import scalar
 
 if TYPE_CHECKING:
     from agents.items import TResponseInputItem
@@ -91,7 +91,7 @@ class PostgresSession(SessionABC):
         if limit == 0:
             return []
         async with self._pool.connection() as conn:
-            session = await _one(conn, LIVE_SESSION_ID, (self._key,))
+            session = await scalar(conn, LIVE_SESSION_ID, (self._key,))
             if session is None:
                 return []
             if limit is None:
@@ -115,7 +115,7 @@ class PostgresSession(SessionABC):
             session = await self._lock(conn, create=False)
             if session is None:
                 return None
-            item = await _one(conn, POP_ITEM, (session,))
+            item = await scalar(conn, POP_ITEM, (session,))
             return None if item is None else unescape_nul(item)
 
     async def clear_session(self) -> None:
@@ -133,11 +133,4 @@ class PostgresSession(SessionABC):
     async def _lock(self, conn: AsyncConnection[Any], *, create: bool) -> Any:
         if create:
             await conn.execute(CREATE_SESSION, (self._key,))
-        return await _one(conn, LOCK_SESSION, (self._key,))
-
-
-async def _one(conn: AsyncConnection[Any], query: str, params: tuple[Any, ...]) -> Any:
-    cursor = conn.cursor(row_factory=tuple_row)
-    await cursor.execute(query, params)
-    row = await cursor.fetchone()
-    return None if row is None else row[0]
+        return await scalar(conn, LOCK_SESSION, (self._key,))

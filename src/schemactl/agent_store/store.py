@@ -51,7 +51,12 @@ from psycopg_pool import AsyncConnectionPool
 from schemactl.agent_store import definitions
 from schemactl.agent_store.errors import LockLost, RecordingFailed, StoreError
 from schemactl.agent_store.journal import STARTED_SINCE_STATE, ToolJournal
-from schemactl.agent_store.jsonsafe import dumps, escape_text, to_json, unescape_nul
+from schemactl.agent_store.jsonsafe import (
+    dumps,
+    escape_text,
+    to_json,
+    unescape_nul,
+)
 from schemactl.agent_store.liveness import RunLocks
 from schemactl.agent_store.recording import (
     Final,
@@ -59,6 +64,7 @@ from schemactl.agent_store.recording import (
     RecordingHooks,
     RunWriter,
 )
+from schemactl.agent_store.rows import scalar
 from schemactl.agent_store.session import PostgresSession
 
 START_RUN = """
@@ -261,7 +267,7 @@ class AgentStore:
             cursor = await conn.execute(ACTIVE_STATE, (run_id,))
             row = await cursor.fetchone()
             if row is None:
-                status = await _scalar(conn, RUN_STATUS, (run_id,))
+                status = await scalar(conn, RUN_STATUS, (run_id,))
                 raise StoreError(
                     f"run {run_id} has no state to resume from: "
                     f"it is {status or 'not in the store'}"
@@ -364,7 +370,7 @@ class AgentStore:
                 async with self.pool.connection() as conn:
                     # The row first: a tool start that holds it is then seen.
                     await conn.execute(RUN_FOR_CLAIM, (run_id,))
-                    status = await _scalar(
+                    status = await scalar(
                         conn, ABANDON_RUN, {"run": run_id, "error": error}
                     )
                 if status is not None:
@@ -797,9 +803,3 @@ def _text(source: RunConfig | dict[str, Any] | None, name: str) -> str | None:
     else:
         value = getattr(source, name, None)
     return escape_text(value) if isinstance(value, str) else None
-
-
-async def _scalar(conn: AsyncConnection[Any], query: str, params: Any) -> Any:
-    cursor = await conn.execute(query, params)
-    row = await cursor.fetchone()
-    return None if row is None else row[0]
