@@ -83,6 +83,11 @@ def first_then_second(first: FunctionTool, ran: list[str]) -> Agent[Any]:
     return Agent(name="two_steps", model=model, tools=[first, second])
 
 
+async def run_first_then_second(url: str, first: FunctionTool, ran: list[str]) -> None:
+    async with AgentStore(url) as store:
+        await store.run(first_then_second(first, ran), "go")
+
+
 def terminate_lock_connections(conn: psycopg.Connection[Any]) -> None:
     conn.execute(
         "SELECT pg_terminate_backend(pid) FROM pg_stat_activity "
@@ -496,12 +501,8 @@ def test_a_run_taken_over_in_a_gap_of_its_lock_starts_no_more_tools(schema_url, 
             )
         return "done"
 
-    async def go() -> None:
-        async with AgentStore(schema_url) as store:
-            await store.run(first_then_second(first, ran), "go")
-
     with pytest.raises(LockLost):
-        asyncio.run(go())
+        asyncio.run(run_first_then_second(schema_url, first, ran))
     assert ran == ["first"]
     assert rows(db, "SELECT status, error FROM runs") == [("running", "theirs")]
 
@@ -602,12 +603,8 @@ def test_a_run_recovered_while_its_lock_was_away_starts_no_more_tools(schema_url
             assert list((await other.recover_abandoned_runs()).values()) == ["failed"]
         return "done"
 
-    async def go() -> None:
-        async with AgentStore(schema_url) as store:
-            await store.run(first_then_second(first, ran), "go")
-
     with pytest.raises(LockLost):
-        asyncio.run(go())
+        asyncio.run(run_first_then_second(schema_url, first, ran))
     assert ran == ["first"]
     assert rows(db, "SELECT status, error ->> 'type' FROM runs") == [
         ("failed", "Abandoned")
