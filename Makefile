@@ -3,7 +3,7 @@
 VENV := .venv
 STAMP := $(VENV)/.installed-stamp
 
-.PHONY: demo test lint format venv clean docs bench chaos psql-fuzz
+.PHONY: demo test lint format venv clean docs bench bench-fleet chaos psql-fuzz
 
 $(STAMP): pyproject.toml scripts/bootstrap-venv.sh
 	scripts/bootstrap-venv.sh $(VENV)
@@ -35,6 +35,12 @@ docs: venv
 bench: venv
 	$(VENV)/bin/python -m pip install --quiet --disable-pip-version-check -e '.[dev,bench]'
 	$(VENV)/bin/python bench/bench.py "$$(scripts/ensure-postgres.sh)" $(BENCH_ARGS)
+	$(VENV)/bin/python bench/fleet.py "$$(scripts/ensure-postgres.sh)" $(FLEET_ARGS)
+
+# Only the fleet benchmark (200 databases, --jobs 1, 4 and 16).
+bench-fleet: venv
+	$(VENV)/bin/python -m pip install --quiet --disable-pip-version-check -e '.[dev,bench]'
+	$(VENV)/bin/python bench/fleet.py "$$(scripts/ensure-postgres.sh)" $(FLEET_ARGS)
 
 chaos: venv
 	$(VENV)/bin/python bench/chaos.py "$$(scripts/ensure-postgres.sh)" $(CHAOS_ARGS)

@@ -35,7 +35,12 @@ from schemactl.config import (
     Settings,
     parse_table_name,
 )
-from schemactl.config_file import FileSettings, find_config_file, load_config_file
+from schemactl.config_file import (
+    MAX_JOBS,
+    FileSettings,
+    find_config_file,
+    load_config_file,
+)
 from schemactl.errors import (
     EXIT_FAILED,
     EXIT_OK,
@@ -48,12 +53,14 @@ from schemactl.machine import FORMATS
 from schemactl.redaction import known_secrets, redact
 from schemactl.render import (
     DEFAULT_HEARTBEAT,
+    FleetProgress,
     MigrateProgress,
     Output,
     config_payload,
     render_baseline,
     render_config,
     render_error,
+    render_fleet,
     render_lint,
     render_log,
     render_migrate,
@@ -67,6 +74,8 @@ from schemactl.render import (
 )
 
 if TYPE_CHECKING:
+    from schemactl.config_file import TargetGroup
+    from schemactl.core.fleet import Target
     from schemactl.core.model import MigrationFile
     from schemactl.core.planning import RepairPlan, RollbackStep
 
@@ -281,6 +290,12 @@ class RecordingProgress(MigrateProgress):
         self._doc.update(target=target, table=table)
         super().target_chosen(target, table)
 
+    def plan_ready(self, current_version: int | None, planned: int) -> None:
+        # The version before the run, in the document on success and failure
+        # alike (a fleet run's table shows "before -> after" from it).
+        self._doc["previous_version"] = current_version
+        super().plan_ready(current_version, planned)
+
     def migration_applied(self, migration: MigrationFile, execution_ms: int) -> None:
         applied = self._doc.setdefault("applied", [])
         applied.append(machine.migration_json(migration, execution_ms=execution_ms))
@@ -387,6 +402,51 @@ def statement_options(function: F) -> F:
             envvar="SCHEMACTL_STATEMENT_TIMEOUT",
             help="Seconds any one statement may run, 0: no limit [env: "
             "SCHEMACTL_STATEMENT_TIMEOUT; default: the server's setting].",
+        ),
+    ]
+    for option in reversed(options):
+        function = option(function)
+    return function
+
+
+FLEET_OPTIONS = ("targets", "group", "targets_query", "jobs", "fail_fast")
+
+
+def fleet_options(function: F) -> F:
+    """Add the options that run a command over many databases."""
+    options = [
+        click.option(
+            "--target",
+            "targets",
+            multiple=True,
+            metavar="URL|SERVICE",
+            help="Run on this database; repeat for more. A URL or conninfo "
+            "string, or a libpq service name.",
+        ),
+        click.option(
+            "--group",
+            metavar="NAME",
+            help="Run on every database of the configuration file's [groups.NAME].",
+        ),
+        click.option(
+            "--targets-query",
+            metavar="SQL",
+            help="Run on every database this query lists (run read-only on the "
+            "-d database; first column: a database name on that server, or a "
+            "connection string).",
+        ),
+        click.option(
+            "--jobs",
+            type=click.IntRange(min=1, max=MAX_JOBS),
+            envvar="SCHEMACTL_JOBS",
+            metavar="N",
+            help="With many targets: how many run at once [env: SCHEMACTL_JOBS; "
+            "default: the group's jobs, else 1].",
+        ),
+        click.option(
+            "--fail-fast",
+            is_flag=True,
+            help="With many targets: start no further one after a target fails.",
         ),
     ]
     for option in reversed(options):
@@ -534,6 +594,127 @@ def _warn_overridden(environment: str, origin: str) -> None:
     )
 
 
+# --- many targets --------------------------------------------------------------
+
+# Environment variables a child run must not inherit: the parent passes what
+# they resolved to instead (the target's URL, every setting, JSON output).
+_PARENT_ONLY_ENV = (
+    "DATABASE_URL",
+    "SCHEMACTL_ENV",
+    "SCHEMACTL_CONFIG",
+    "SCHEMACTL_FORMAT",
+    "SCHEMACTL_JOBS",
+)
+
+
+def take_fleet_options(
+    ctx: click.Context, local: dict[str, Any]
+) -> dict[str, Any] | None:
+    """Remove the fleet options from a command's options; return them when
+    they name targets (the command then runs over many databases), else None.
+
+    Raises:
+        UsageError: for --jobs or --fail-fast on the command line without
+            targets.
+    """
+    fleet = {name: local.pop(name) for name in FLEET_OPTIONS}
+    if fleet["targets"] or fleet["group"] or fleet["targets_query"]:
+        return fleet
+    for name in ("jobs", "fail_fast"):
+        if ctx.get_parameter_source(name) is ParameterSource.COMMANDLINE:
+            option = name.replace("_", "-")
+            raise UsageError(
+                f"--{option} needs targets: --target, --group or --targets-query"
+            )
+    return None
+
+
+def run_fleet_command(
+    ctx: click.Context,
+    command: str,
+    arguments: list[str],
+    fleet: dict[str, Any],
+    local: dict[str, Any],
+) -> None:
+    """Run `command` with `arguments` on every target, print one table (or one
+    JSON document) and exit with the worst target's exit code."""
+    begin_document(ctx, command, targets=[])
+    sources = [fleet["targets"], fleet["group"], fleet["targets_query"]]
+    if sum(1 for source in sources if source) > 1:
+        raise UsageError("use one of --target, --group and --targets-query")
+    settings, _, file = resolve_settings(
+        ctx, needs_database=fleet["targets_query"] is not None, **local
+    )
+    group = None
+    if fleet["group"] is not None:
+        if file is None:
+            raise UsageError(
+                f"--group {fleet['group']}: no configuration file found "
+                "(schemactl.toml, or [tool.schemactl] in pyproject.toml)"
+            )
+        group = file.group(fleet["group"])
+    targets = _fleet_targets(fleet, group, settings)
+    jobs = fleet["jobs"] or (group.jobs if group is not None else None) or 1
+    from schemactl import fleet as fleet_runner  # see module docstring
+
+    err = stderr()
+    meta = ctx.find_root().meta
+    result = fleet_runner.run_fleet(
+        command,
+        arguments,
+        targets,
+        environ=_child_environ(settings, file),
+        jobs=jobs,
+        fail_fast=fleet["fail_fast"],
+        observer=FleetProgress(err, quiet=bool(meta.get(_QUIET, False))),
+    )
+    if output_format(ctx) == "json":
+        print_document(ctx, result.exit_code, **machine.fleet_json(result))
+    else:
+        render_fleet(result, stdout())
+    ctx.exit(result.exit_code)
+
+
+def _fleet_targets(
+    fleet: dict[str, Any], group: TargetGroup | None, settings: Settings
+) -> list[Target]:
+    """Return the targets, each once, in the order listed."""
+    from schemactl.core.fleet import named_target, unique_targets
+
+    query = fleet["targets_query"] or (group.query if group is not None else None)
+    if query is not None:
+        from schemactl.db.admin import list_targets  # loads psycopg
+
+        return unique_targets(list_targets(settings, query))
+    names = fleet["targets"] or (group.targets if group is not None else ())
+    return unique_targets(named_target(name) for name in names)
+
+
+def _child_environ(settings: Settings, file: FileSettings | None) -> dict[str, str]:
+    """Return the environment of each target's run: this one's, with every
+    setting as resolved here (so a child reads no option differently)."""
+    environ = {
+        name: value
+        for name, value in os.environ.items()
+        if name not in _PARENT_ONLY_ENV
+    }
+    environ.update(
+        SCHEMACTL_DIR=str(settings.directory.resolve()),
+        SCHEMACTL_TABLE=str(settings.table),
+        SCHEMACTL_CONNECT_TIMEOUT=repr(settings.connect_timeout),
+        SCHEMACTL_LOCK_TIMEOUT=repr(settings.lock_timeout),
+        SCHEMACTL_TABLE_LOCK_TIMEOUT=repr(settings.table_lock_timeout),
+        SCHEMACTL_TABLE_LOCK_RETRIES=str(settings.table_lock_retries),
+        SCHEMACTL_TABLE_LOCK_BACKOFF=repr(settings.table_lock_backoff),
+    )
+    if settings.statement_timeout is not None:
+        environ["SCHEMACTL_STATEMENT_TIMEOUT"] = repr(settings.statement_timeout)
+    if file is not None:
+        # The file found here, not one a child might find elsewhere.
+        environ["SCHEMACTL_CONFIG"] = str(file.path.resolve())
+    return environ
+
+
 class SchemactlGroup(click.Group):
     """Renders a SchemactlError and exits with its code: the CLI's one catch.
 
@@ -621,6 +802,7 @@ def cli(**_: Any) -> None:
     is_flag=True,
     help="Apply pending versions lower than the highest applied one.",
 )
+@fleet_options
 @click.pass_context
 def migrate(
     ctx: click.Context,
@@ -637,7 +819,14 @@ def migrate(
       schemactl migrate
       schemactl migrate --to 3 --dry-run
       schemactl -d postgresql://app@db/app migrate --lock-timeout 120
+      schemactl migrate --group tenants --jobs 8
     """
+    fleet = take_fleet_options(ctx, local)
+    if fleet is not None:
+        arguments = _flag("--dry-run", dry_run)
+        arguments += _flag("--allow-out-of-order", allow_out_of_order)
+        arguments += [] if target is None else ["--to", str(target)]
+        run_fleet_command(ctx, "migrate", arguments, fleet, local)
     from schemactl import runner  # imported when run: see module docstring
 
     doc = begin_document(ctx, "migrate", target=None, table=None, applied=[])
@@ -674,6 +863,7 @@ def migrate(
     is_flag=True,
     help="Exit 1 on drift, 4 when migrations are pending (no drift), else 0.",
 )
+@fleet_options
 @click.pass_context
 def status(ctx: click.Context, /, with_exit_code: bool, **local: Any) -> None:
     """Show every version with its state and when it was applied.
@@ -683,7 +873,12 @@ def status(ctx: click.Context, /, with_exit_code: bool, **local: Any) -> None:
       schemactl status
       schemactl status --json | jq '.migrations[] | select(.state != "applied")'
       schemactl status --exit-code || echo "pending or drift"
+      schemactl status --target service=shard1 --target service=shard2
     """
+    fleet = take_fleet_options(ctx, local)
+    if fleet is not None:
+        arguments = _flag("--exit-code", with_exit_code)
+        run_fleet_command(ctx, "status", arguments, fleet, local)
     from schemactl import reports  # imported when run: see module docstring
 
     begin_document(ctx, "status")
@@ -760,6 +955,7 @@ def log_command(
     help="Do not count pending versions below the highest applied one as drift.",
 )
 @json_flag
+@fleet_options
 @click.pass_context
 def verify(
     ctx: click.Context,
@@ -778,7 +974,14 @@ def verify(
     Examples:
       schemactl verify
       schemactl verify --strict --json
+      schemactl verify --targets-query "SELECT datname FROM pg_database
+        WHERE datname LIKE 'tenant%'"
     """
+    fleet = take_fleet_options(ctx, local)
+    if fleet is not None:
+        arguments = _flag("--strict", strict)
+        arguments += _flag("--allow-out-of-order", allow_out_of_order)
+        run_fleet_command(ctx, "verify", arguments, fleet, local)
     from schemactl import reports  # imported when run: see module docstring
 
     begin_document(ctx, "verify")
@@ -793,6 +996,7 @@ def verify(
             ctx,
             report.exit_code,
             table=report.table,
+            current_version=report.current_version,
             strict=report.strict,
             drift=[machine.entry_json(e) for e in report.drift],
             pending=[machine.entry_json(e) for e in report.pending],
@@ -1199,6 +1403,10 @@ def drop_db_command(ctx: click.Context, /, yes: bool, **local: Any) -> None:
         stdout().line(f"database {change.name} does not exist")
     else:
         stdout().line("nothing was dropped")
+
+
+def _flag(name: str, given: bool) -> list[str]:
+    return [name] if given else []
 
 
 def _ask(question: str) -> bool:

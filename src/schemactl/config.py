@@ -73,6 +73,12 @@ def parse_table_name(value: str) -> TableName:
     return TableName(schema=parts[0], name=parts[1])
 
 
+def quote_conninfo(value: str) -> str:
+    """Return a value quoted for a libpq ``key=value`` connection string."""
+    escaped = value.replace("\\", "\\\\").replace("'", "\\'")
+    return f"'{escaped}'"
+
+
 @dataclass(frozen=True, slots=True)
 class Settings:
     """Everything a command needs to know, resolved from options and environment."""

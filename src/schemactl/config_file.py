@@ -18,12 +18,16 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from schemactl.config import MAX_RETRIES, MAX_SECONDS, parse_table_name
+from schemactl.config import MAX_RETRIES, MAX_SECONDS, parse_table_name, quote_conninfo
 from schemactl.errors import UsageError
 
 CONFIG_FILE = "schemactl.toml"
 PYPROJECT = "pyproject.toml"
 ENVIRONMENTS = "environments"
+GROUPS = "groups"
+# The most processes a fleet run may start at once (each holds two
+# connections to its server).
+MAX_JOBS = 256
 
 # TOML key -> the Settings field it sets.
 _PLAIN_KEYS = {
@@ -68,7 +72,7 @@ class DatabaseSource:
         if self.key == "service":
             # A libpq service (pg_service.conf): the connection details and the
             # password stay out of the repository.
-            return f"service={_quote_conninfo(self.value)}"
+            return f"service={quote_conninfo(self.value)}"
         if self.key == "database-url-env":
             url = environ.get(self.value)
             if not url:
@@ -81,6 +85,17 @@ class DatabaseSource:
 
 
 @dataclass(frozen=True, slots=True)
+class TargetGroup:
+    """A named group of target databases (`[groups.NAME]`): a list of URLs or
+    service names, or a query that lists them; and how many to run at once."""
+
+    name: str
+    targets: tuple[str, ...] = ()
+    query: str | None = None
+    jobs: int | None = None
+
+
+@dataclass(frozen=True, slots=True)
 class FileSettings:
     """What the configuration file sets: Settings field -> value, and for each
     the place it came from (for `schemactl config`); the database apart."""
@@ -90,6 +105,18 @@ class FileSettings:
     values: dict[str, Any] = field(default_factory=dict)
     origins: dict[str, str] = field(default_factory=dict)
     database: DatabaseSource | None = None
+    groups: dict[str, TargetGroup] = field(default_factory=dict)
+
+    def group(self, name: str) -> TargetGroup:
+        """Return the named group.
+
+        Raises:
+            UsageError: when the file has no such group.
+        """
+        if name not in self.groups:
+            known = ", ".join(sorted(self.groups)) or "none"
+            raise _bad(self.path, f"no group {name!r} (groups: {known})")
+        return self.groups[name]
 
 
 def find_config_file(start: Path) -> Path | None:
@@ -142,8 +169,11 @@ def load_config_file(path: Path, environment: str | None) -> FileSettings:
     if not isinstance(environments, dict):
         raise _bad(path, f"[{prefix}{ENVIRONMENTS}] must be a table of environments")
     top_origin = f"{path.name} [tool.schemactl]" if prefix else path.name
+    groups = _read_groups(path, table.get(GROUPS, {}), prefix)
     top = _Level.read(
-        path, {k: v for k, v in table.items() if k != ENVIRONMENTS}, top_origin
+        path,
+        {k: v for k, v in table.items() if k not in (ENVIRONMENTS, GROUPS)},
+        top_origin,
     )
     levels = {
         name: _Level.read(path, level, f"{path.name} [{prefix}{ENVIRONMENTS}.{name}]")
@@ -164,7 +194,51 @@ def load_config_file(path: Path, environment: str | None) -> FileSettings:
         database = level.database or database
     if database is not None:
         origins["database_url"] = database.describe()
-    return FileSettings(path, environment, values, origins, database)
+    return FileSettings(path, environment, values, origins, database, groups)
+
+
+def _read_groups(path: Path, table: Any, prefix: str) -> dict[str, TargetGroup]:
+    """Read and check every `[groups.NAME]` table."""
+    if not isinstance(table, dict):
+        raise _bad(path, f"[{prefix}{GROUPS}] must be a table of groups")
+    return {
+        name: _read_group(path, name, group, f"[{prefix}{GROUPS}.{name}]")
+        for name, group in table.items()
+    }
+
+
+def _read_group(path: Path, name: str, table: Any, origin: str) -> TargetGroup:
+    if not isinstance(table, dict):
+        raise _bad(path, f"{origin} must be a table")
+    unknown = sorted(set(table) - {"targets", "query", "jobs"})
+    if unknown:
+        raise _bad(
+            path,
+            f"unknown key {unknown[0]!r} in {origin} (known: targets, query, jobs)",
+        )
+    if ("targets" in table) == ("query" in table):
+        raise _bad(path, f"{origin} needs either 'targets' or 'query' (one of them)")
+    targets = table.get("targets", [])
+    if (
+        not isinstance(targets, list)
+        or not all(isinstance(t, str) and t for t in targets)
+        or ("targets" in table and not targets)
+    ):
+        raise _bad(
+            path,
+            f"targets in {origin} must be a non-empty list of URLs or service names",
+        )
+    query = table.get("query")
+    if query is not None and (not isinstance(query, str) or not query.strip()):
+        raise _bad(path, f"query in {origin} must be a non-empty string")
+    jobs = table.get("jobs")
+    if jobs is not None and (
+        isinstance(jobs, bool) or not isinstance(jobs, int) or not 1 <= jobs <= MAX_JOBS
+    ):
+        raise _bad(
+            path, f"jobs in {origin} must be a whole number from 1 to {MAX_JOBS}"
+        )
+    return TargetGroup(name, tuple(targets), query, jobs)
 
 
 @dataclass(frozen=True, slots=True)
@@ -226,11 +300,6 @@ def _checked(path: Path, origin: str, key: str, name: str, value: Any) -> Any:
     if not 0 <= value <= MAX_SECONDS:  # false for NaN too
         raise _bad(path, f"{key} in {origin} must be from 0 to {MAX_SECONDS} seconds")
     return float(value)
-
-
-def _quote_conninfo(value: str) -> str:
-    escaped = value.replace("\\", "\\\\").replace("'", "\\'")
-    return f"'{escaped}'"
 
 
 def _schemactl_table(path: Path, document: dict[str, Any]) -> dict[str, Any] | None:

@@ -99,9 +99,21 @@ def deferred(on_signal: Callable[[], None]) -> Iterator[None]:
 
 def raise_pending() -> None:
     """Raise the signal a `deferred()` block kept, if any."""
-    pending, _deferral.pending = _deferral.pending, None
+    pending = take_pending()
     if pending is not None:
         raise pending
+
+
+def pending_signal() -> Interrupted | None:
+    """Return the signal a `deferred()` block kept, if any (for its callback)."""
+    return _deferral.pending
+
+
+def take_pending() -> Interrupted | None:
+    """Return (and forget) the signal a `deferred()` block kept, if any: for a
+    caller that reports it rather than raising it."""
+    pending, _deferral.pending = _deferral.pending, None
+    return pending
 
 
 @contextmanager

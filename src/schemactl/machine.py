@@ -30,6 +30,7 @@ from schemactl.errors import (
 )
 
 if TYPE_CHECKING:
+    from schemactl.core.fleet import FleetResult, TargetResult
     from schemactl.core.lint_rules import Finding
     from schemactl.core.model import LogRow, MigrationFile, StatusEntry
     from schemactl.core.planning import RepairPlan
@@ -286,3 +287,30 @@ def _data(text: str) -> str:
 
 def _property(text: str) -> str:
     return _data(text).replace(":", "%3A").replace(",", "%2C")
+
+
+def fleet_json(result: FleetResult) -> dict[str, Any]:
+    """Return the keys of a many-target document: one entry per target, in the
+    order listed, each with the whole document its own run printed."""
+    return {
+        "jobs": result.jobs,
+        "fail_fast": result.fail_fast,
+        "cancelled": result.cancelled_by is not None,
+        "counts": result.counts(),
+        "targets": [_fleet_target_json(target) for target in result.results],
+    }
+
+
+def _fleet_target_json(result: TargetResult) -> dict[str, Any]:
+    started = result.exit_code is not None
+    return {
+        "target": result.target.label,
+        "outcome": result.outcome.value,
+        "exit_code": result.exit_code,
+        "version_before": result.version_before,
+        "version_after": result.version_after,
+        "duration_ms": round(result.duration * 1000) if started else None,
+        "detail": result.describe(),
+        "error": result.error,
+        "result": result.document,
+    }

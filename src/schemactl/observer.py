@@ -10,6 +10,7 @@ from collections.abc import Callable
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
+    from schemactl.core.fleet import TargetResult
     from schemactl.core.model import Blocker, LockHolder, MigrationFile, ServerMessage
     from schemactl.core.planning import RollbackStep
 
@@ -24,6 +25,10 @@ class MigrateObserver:
 
     def target_chosen(self, target: str, table: str) -> None:
         """The command is about to change this database (user@host:port/dbname)."""
+
+    def plan_ready(self, current_version: int | None, planned: int) -> None:
+        """migrate made its plan (under the lock, or for a dry run): the
+        database is at current_version and `planned` files are to run."""
 
     def lock_waiting(self, holder: LockHolder | None) -> None:
         """Another session holds the migration lock; called on every poll."""
@@ -73,3 +78,10 @@ class MigrateObserver:
 
     def server_message(self, message: ServerMessage) -> None:
         """The server sent a NOTICE or WARNING while a file ran."""
+
+
+class FleetObserver:
+    """Receives a fleet run's progress (many targets); the default ignores it."""
+
+    def target_finished(self, result: TargetResult, done: int, total: int) -> None:
+        """A target's run ended; `done` of `total` have (skipped ones count)."""

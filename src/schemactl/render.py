@@ -23,7 +23,7 @@ from schemactl.errors import (
     SchemactlError,
     drift_hint,
 )
-from schemactl.observer import MigrateObserver
+from schemactl.observer import FleetObserver, MigrateObserver
 from schemactl.redaction import mask_url
 
 # Seconds a statement runs before a piped run says it is still running.
@@ -35,6 +35,7 @@ if TYPE_CHECKING:
 
     from schemactl.config import Settings
     from schemactl.config_file import FileSettings
+    from schemactl.core.fleet import FleetResult, TargetResult
     from schemactl.core.model import (
         Blocker,
         LockHolder,
@@ -672,3 +673,102 @@ def render_repair(result: RepairResult, out: Output) -> None:
         out.line("history repaired")
     else:
         out.line("repair cancelled; nothing changed")
+
+
+# --- many targets --------------------------------------------------------------
+
+FLEET_COLUMNS = ("target", "before → after", "duration", "outcome")
+# status and verify change nothing: one version.
+FLEET_READ_COLUMNS = ("target", "version", "duration", "outcome")
+_OUTCOME_STYLES = {
+    "ok": None,
+    "pending": "yellow",
+    "skipped": "yellow",
+}
+
+
+class FleetProgress(FleetObserver):
+    """Says, on stderr, each target as it finishes and how many are done;
+    quiet: only the targets that did not end well."""
+
+    def __init__(self, err: Output, *, quiet: bool) -> None:
+        self._err = err
+        self._quiet = quiet
+
+    def target_finished(self, result: TargetResult, done: int, total: int) -> None:
+        if self._quiet and result.outcome.value in ("ok", "pending"):
+            return
+        width = len(str(total))
+        self._err.line(
+            f"[{done:>{width}}/{total}] {result.target.label}: "
+            f"{_fleet_outcome(result)}"
+            + (
+                f" ({_seconds(result.duration)})"
+                if result.exit_code is not None
+                else ""
+            ),
+            style=_OUTCOME_STYLES.get(result.outcome.value, "red"),
+        )
+
+
+def _fleet_outcome(result: TargetResult) -> str:
+    detail = result.describe()
+    if result.outcome.value in ("ok", "pending", "skipped"):
+        return detail
+    return f"{result.outcome.value} (exit {result.exit_code}): {detail}"
+
+
+def _fleet_rows(result: FleetResult) -> list[tuple[str, str, str, str]]:
+    rows = []
+    for target in result.results:
+        before = format_version(target.version_before)
+        after = format_version(target.version_after)
+        if not target.versions_known:
+            versions = "?"
+        elif result.command == "migrate":
+            versions = f"{before} → {after}"
+        else:
+            versions = after
+        duration = "" if target.exit_code is None else _seconds(target.duration)
+        rows.append((target.target.label, versions, duration, _fleet_outcome(target)))
+    return rows
+
+
+def render_fleet(result: FleetResult, out: Output) -> None:
+    """Print one row per target (in the order they were listed), then a line
+    that counts the outcomes."""
+    rows = _fleet_rows(result)
+    columns = FLEET_COLUMNS if result.command == "migrate" else FLEET_READ_COLUMNS
+    if out.is_terminal:
+        _print_fleet_table(result, columns, rows, out.console)
+    else:
+        out.stream.write(_aligned([columns, *rows]))
+    counts = ", ".join(f"{count} {name}" for name, count in result.counts().items())
+    total = len(result.results)
+    summary = f"{total} {_plural(total, 'target')}: {counts}; exit {result.exit_code}"
+    if result.cancelled_by is not None:
+        summary += f" (cancelled by {_signal_name(result.cancelled_by)})"
+    out.line(summary)
+
+
+def _signal_name(exit_code: int) -> str:
+    import signal
+
+    return signal.Signals(exit_code - 128).name
+
+
+def _print_fleet_table(
+    result: FleetResult,
+    columns: tuple[str, str, str, str],
+    rows: list[tuple[str, str, str, str]],
+    console: Console,
+) -> None:
+    from rich import box  # only terminals pay for rich
+    from rich.table import Table
+
+    table = Table(box=box.SIMPLE_HEAD, pad_edge=False)
+    for column in columns:
+        table.add_column(column)
+    for target, row in zip(result.results, rows, strict=True):
+        table.add_row(*row, style=_OUTCOME_STYLES.get(target.outcome.value, "red"))
+    console.print(table)

@@ -43,10 +43,15 @@ class StatusReport:
     @property
     def current_version(self) -> int | None:
         """Return the highest applied version, or None."""
-        return max(
-            (e.version for e in self.entries if e.row is not None and e.row.success),
-            default=None,
-        )
+        return highest_applied(self.entries)
+
+
+def highest_applied(entries: list[StatusEntry]) -> int | None:
+    """Return the highest version applied in full, or None."""
+    return max(
+        (e.version for e in entries if e.row is not None and e.row.success),
+        default=None,
+    )
 
 
 @dataclass(frozen=True, slots=True)
@@ -59,6 +64,11 @@ class VerifyReport:
     allow_out_of_order: bool = False
     drift: list[StatusEntry] = field(default_factory=list)
     pending: list[StatusEntry] = field(default_factory=list)
+
+    @property
+    def current_version(self) -> int | None:
+        """Return the highest applied version, or None."""
+        return highest_applied(self.entries)
 
     @property
     def ok(self) -> bool:

@@ -125,16 +125,14 @@ def migrate(
         rows, pending = plan(conn)
         checked = _check_by_version(pending, load_source, _version)
         if dry_run:
-            return MigrateResult(
-                pending,
-                [],
-                dry_run=True,
-                current_version=_highest_version(rows, []),
-            )
+            current = _highest_version(rows, [])
+            observer.plan_ready(current, len(pending))
+            return MigrateResult(pending, [], dry_run=True, current_version=current)
         with _locked(settings, conn, observer) as session:
             # The plan that counts, under the lock (another runner may have
             # applied some files meanwhile).
             rows, pending = plan(conn)
+            observer.plan_ready(_highest_version(rows, []), len(pending))
             sources = _reuse_checked(pending, checked, load_source, _version)
             # Created after the checks, so a refused run leaves nothing
             # behind; no DDL at all when it exists (a least-privilege role).

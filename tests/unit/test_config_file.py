@@ -176,6 +176,16 @@ def test_an_unreadable_pyproject_is_not_passed_over(tmp_path, monkeypatch):
             "schemactl.toml [environments.ci] must be a table",
         ),
         ("lock-timeout = \n", "not valid TOML"),
+        ("groups = 3\n", "[groups] must be a table of groups"),
+        ("[groups.a]\n", "[groups.a] needs either 'targets' or 'query'"),
+        ('[groups.a]\ntargets = ["x"]\nquery = "q"\n', "needs either 'targets'"),
+        ("[groups.a]\ntargets = []\n", "must be a non-empty list of URLs"),
+        ('[groups.a]\ntargets = ["x", ""]\n', "must be a non-empty list of URLs"),
+        ('[groups.a]\nquery = " "\n', "query in [groups.a] must be a non-empty"),
+        ('[groups.a]\nquery = "q"\njobs = 0\n', "from 1 to 256"),
+        ('[groups.a]\nquery = "q"\njobs = true\n', "from 1 to 256"),
+        ('[groups.a]\nquery = "q"\nwhere = 1\n', "unknown key 'where' in [groups.a]"),
+        ('[environments.ci.groups.a]\nquery = "q"\n', "unknown key 'groups'"),
     ],
 )
 def test_errors_name_the_file_and_the_key(tmp_path, text, message):
@@ -194,3 +204,22 @@ def test_an_unknown_environment_lists_the_known_ones(tmp_path):
         UsageError, match=r"no environment 'stage' \(environments: ci, prod\)"
     ):
         load_config_file(config, "stage")
+
+
+def test_groups_name_targets_or_a_query_and_are_looked_up_by_name(tmp_path):
+    config = write(
+        tmp_path / "pyproject.toml",
+        "[tool.schemactl.groups.shards]\n"
+        'targets = ["shard1", "postgresql://app@db2/app"]\n'
+        "[tool.schemactl.groups.tenants]\n"
+        'query = "SELECT datname FROM pg_database"\njobs = 8\n',
+    )
+    file = load_config_file(config, None)
+    shards = file.group("shards")
+    assert shards.targets == ("shard1", "postgresql://app@db2/app")
+    assert (shards.query, shards.jobs) == (None, None)
+    tenants = file.group("tenants")
+    assert (tenants.targets, tenants.jobs) == ((), 8)
+    assert tenants.query == "SELECT datname FROM pg_database"
+    with pytest.raises(UsageError, match=r"no group 'x' \(groups: shards, tenants\)"):
+        file.group("x")

@@ -10,14 +10,16 @@ from psycopg import pq, sql
 from psycopg.conninfo import make_conninfo
 
 from schemactl.config import Settings
+from schemactl.core.fleet import Target, is_conninfo
 from schemactl.db.connection import (
     Connection,
     connect,
     connection_secrets,
     describe_target,
+    reason_of,
 )
 from schemactl.errors import ConnectError, SchemactlError, UsageError
-from schemactl.redaction import redact
+from schemactl.redaction import mask_url, redact
 
 MAINTENANCE_DATABASE = "postgres"
 # Databases a server cannot do without (and the one create/drop connects to).
@@ -66,6 +68,44 @@ def target_database(settings: Settings) -> str:
             + (f": {detail}" if detail else "")
         )
     return name
+
+
+def list_targets(settings: Settings, query: str) -> list[Target]:
+    """Return the targets a query lists: each row's first column is a database
+    on the settings' server, or a whole connection string (a URL, or
+    ``key=value`` pairs). The query runs in a read-only transaction.
+
+    Raises:
+        ConnectError: when the server cannot be reached.
+        UsageError: when the query fails, lists nothing, or a row holds no text.
+    """
+    with connect(settings) as conn:
+        try:
+            with conn.transaction():
+                conn.execute("SET TRANSACTION READ ONLY")
+                cursor = conn.execute(query)
+                rows = cursor.fetchall() if cursor.description else []
+        except psycopg.Error as exc:
+            reason = redact(reason_of(exc), connection_secrets(settings))
+            raise UsageError(f"the target query failed: {reason}") from None
+    if not rows:
+        raise UsageError(
+            "the target query listed no database: nothing to do",
+            hint="check its WHERE clause (a typo there must not pass as success)",
+        )
+    targets = []
+    for number, row in enumerate(rows, 1):
+        value = row[0] if row else None
+        if not isinstance(value, str) or not value:
+            raise UsageError(
+                f"row {number} of the target query has no database name or "
+                f"connection string in its first column ({value!r})"
+            )
+        if is_conninfo(value):
+            targets.append(Target(mask_url(value), value))
+        else:
+            targets.append(Target(value, _changed(settings, dbname=value)))
+    return targets
 
 
 def create_database(settings: Settings, name: str) -> bool:

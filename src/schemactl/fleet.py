@@ -1,0 +1,223 @@
+"""Run one command over many databases: at most `jobs` at a time, each target
+in a `schemactl` process of its own, one result per target.
+
+A process per target, rather than a thread, keeps every guarantee of a single
+run on each target, unchanged: its own migration lock, its own clean cancel
+(psycopg cancels a running statement only from the main thread, on a signal),
+its own error boundary and JSON document. The children run in a session of
+their own, so a Ctrl-C on the terminal reaches this process only: it starts no
+further target and passes the signal on once to each running one, which rolls
+its file back and reports. If this process dies (kill -9), the kernel sends
+each child SIGTERM (Linux), which cancels it the same way.
+
+The connection string reaches a child in its environment (DATABASE_URL), never
+on its command line, which other users of the machine can read.
+
+Imports no psycopg and prints nothing: progress goes to the observer, and the
+result is data (core/fleet.py).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Callable, Mapping, Sequence
+from contextlib import suppress
+from dataclasses import dataclass
+from typing import IO, Any
+
+from schemactl.core.fleet import (
+    FleetResult,
+    Outcome,
+    Target,
+    TargetResult,
+    outcome_of,
+    stops_fail_fast,
+)
+from schemactl.interrupts import deferred, pending_signal, take_pending
+from schemactl.observer import FleetObserver
+
+# How much of a child's stderr is kept to explain a run without a document.
+_LAST_WORDS_LIMIT = 500
+
+
+@dataclass
+class _Running:
+    """A child process and where its output goes."""
+
+    index: int
+    target: Target
+    process: subprocess.Popen[bytes]
+    stdout: IO[bytes]
+    stderr: IO[bytes]
+    started: float
+
+
+def run_fleet(
+    command: str,
+    arguments: Sequence[str],
+    targets: Sequence[Target],
+    *,
+    environ: Mapping[str, str],
+    jobs: int,
+    fail_fast: bool = False,
+    observer: FleetObserver | None = None,
+) -> FleetResult:
+    """Run ``schemactl --format json --quiet COMMAND ARGUMENTS`` once per
+    target, at most `jobs` at once, and return every target's result.
+
+    `environ` is each child's environment but for DATABASE_URL, which is the
+    target's. A target that fails does not stop the others, unless
+    `fail_fast`: then no further target starts, and those are skipped.
+    SIGINT or SIGTERM starts no further target, passes the signal to the
+    running ones and waits for their reports (FleetResult.cancelled_by).
+    """
+    observer = observer or FleetObserver()
+    argv = [sys.executable, "-m", "schemactl", "--format", "json", "--quiet"]
+    argv += [command, *arguments]
+    results: list[TargetResult | None] = [None] * len(targets)
+    running: dict[int, _Running] = {}
+    queue = list(enumerate(targets))
+    queue.reverse()  # popped from the end: the order the targets were listed
+    stopping = False
+    done = 0
+
+    def finish(result: TargetResult, index: int) -> None:
+        nonlocal done, stopping
+        results[index] = result
+        done += 1
+        observer.target_finished(result, done, len(targets))
+        if fail_fast and stops_fail_fast(result.outcome):
+            stopping = True
+
+    def pass_signal_on() -> None:
+        nonlocal stopping
+        stopping = True
+        pending = _deferred_signal()
+        for child in running.values():
+            _signal(child.process, pending)
+
+    with deferred(pass_signal_on):
+        while queue or running:
+            while queue and len(running) < jobs and not stopping:
+                index, target = queue.pop()
+                child = _start(argv, target, environ, index)
+                running[child.process.pid] = child
+                if pending_signal() is not None:  # it landed while starting
+                    _signal(child.process, _deferred_signal())
+            if not running:
+                break
+            # Retried by Python after a signal (PEP 475): pass_signal_on has
+            # told the children, and their exits end the wait.
+            pid, status = os.waitpid(-1, 0)
+            finished = running.pop(pid, None)
+            if finished is not None:
+                finished.process.returncode = os.waitstatus_to_exitcode(status)
+                finish(_collect(finished), finished.index)
+        signalled = take_pending()
+    why = (
+        "cancelled"
+        if signalled is not None
+        else "an earlier target failed (--fail-fast)"
+    )
+    for index, target in reversed(queue):
+        finish(TargetResult(target, Outcome.SKIPPED, None, last_words=why), index)
+    return FleetResult(
+        command,
+        [result for result in results if result is not None],
+        jobs=jobs,
+        fail_fast=fail_fast,
+        cancelled_by=None if signalled is None else signalled.exit_code,
+    )
+
+
+def _start(
+    argv: list[str], target: Target, environ: Mapping[str, str], index: int
+) -> _Running:
+    """Start the child for one target, its output in temporary files (a pipe
+    could fill up and stall it)."""
+    # Closed by _collect once the child has ended.
+    stdout = tempfile.TemporaryFile()  # noqa: SIM115
+    stderr = tempfile.TemporaryFile()  # noqa: SIM115
+    process = subprocess.Popen(
+        argv,
+        stdin=subprocess.DEVNULL,
+        stdout=stdout,
+        stderr=stderr,
+        env={**environ, "DATABASE_URL": target.conninfo},
+        start_new_session=True,
+        preexec_fn=_end_with_parent(os.getpid()),
+    )
+    return _Running(index, target, process, stdout, stderr, time.monotonic())
+
+
+def _collect(child: _Running) -> TargetResult:
+    """Read a finished child's document (None when it printed none) and the
+    last line of its stderr."""
+    duration = time.monotonic() - child.started
+    exit_code = child.process.returncode
+    if exit_code < 0:  # ended by a signal before its handlers were set
+        exit_code = 128 - exit_code
+    document = _read_document(child.stdout)
+    last_words = _last_line(child.stderr)
+    child.stdout.close()
+    child.stderr.close()
+    return TargetResult(
+        child.target,
+        outcome_of(exit_code, document),
+        exit_code,
+        duration,
+        document,
+        last_words,
+    )
+
+
+def _read_document(stream: IO[bytes]) -> dict[str, Any] | None:
+    stream.seek(0)
+    try:
+        document = json.loads(stream.read().decode("utf-8", errors="replace"))
+    except ValueError:
+        return None
+    return document if isinstance(document, dict) else None
+
+
+def _last_line(stream: IO[bytes]) -> str:
+    stream.seek(0)
+    lines = stream.read().decode("utf-8", errors="replace").splitlines()
+    last = next((line for line in reversed(lines) if line.strip()), "")
+    return last[:_LAST_WORDS_LIMIT]
+
+
+def _signal(process: subprocess.Popen[bytes], number: int) -> None:
+    with suppress(ProcessLookupError):  # it has just ended: its wait says so
+        process.send_signal(number)
+
+
+def _deferred_signal() -> int:
+    """Return the number of the signal being handled (SIGTERM if unknown)."""
+    pending = pending_signal()
+    return signal.SIGTERM if pending is None else pending.signal_number
+
+
+def _end_with_parent(parent: int) -> Callable[[], None] | None:
+    """Return what a child runs before schemactl starts: ask the kernel for
+    SIGTERM when this process dies (Linux's PR_SET_PDEATHSIG), and cancel
+    itself if that already happened. None elsewhere."""
+    if not sys.platform.startswith("linux"):
+        return None
+    import ctypes  # only fleet runs pay for it
+
+    prctl = ctypes.CDLL(None, use_errno=True).prctl
+    pr_set_pdeathsig = 1
+
+    def set_up() -> None:
+        prctl(pr_set_pdeathsig, signal.SIGTERM)
+        if os.getppid() != parent:
+            os.kill(os.getpid(), signal.SIGTERM)
+
+    return set_up

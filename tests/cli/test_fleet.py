@@ -1,0 +1,423 @@
+"""migrate, status and verify over many databases, end to end: real `schemactl`
+processes on real databases, and the faults a fleet meets (an unreachable
+server, a failing file, a held lock, SIGTERM, kill -9 of the parent).
+
+Barriers, never sleeps: a test waits for a state it can see in the database.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import uuid
+from collections.abc import Iterator
+from contextlib import ExitStack, contextmanager
+from pathlib import Path
+from typing import Any
+
+import psycopg
+import pytest
+
+from schemactl.config import parse_table_name
+from schemactl.db.lock import advisory_lock_key
+from tests.cli.test_faults import wait_for
+from tests.conftest import MigrationDir, janitor_for, url_for
+
+FILES = {
+    "001_one.sql": "CREATE TABLE one (id int);\n",
+    "002_two.sql": "CREATE TABLE two (id int);\n",
+}
+# A file that waits for an advisory lock the test holds in that database (an
+# advisory lock is per database): the barrier that keeps every target's run
+# inside a file until the test has done its part.
+GATE_KEY = 7_231_977
+GATED = {"003_gated.sql": f"SELECT pg_advisory_lock({GATE_KEY});\n"}
+# A port nothing listens on (reserved, tcpmux): connecting is refused at once.
+CLOSED_PORT_URL = "postgresql://postgres@127.0.0.1:1/nowhere?connect_timeout=2"
+
+
+class Fleet:
+    """Databases made for one test (unique names), dropped after it."""
+
+    def __init__(self, server: dict[str, Any], prefix: str) -> None:
+        self.server = server
+        self.prefix = prefix
+        self.names: list[str] = []
+        self._janitors: list[Any] = []
+
+    def add(self, count: int) -> list[str]:
+        for _ in range(count):
+            name = f"{self.prefix}{len(self.names):02d}"
+            janitor = janitor_for(self.server, name)
+            janitor.init()
+            self._janitors.append(janitor)
+            self.names.append(name)
+        return self.names[-count:]
+
+    def url(self, name: str) -> str:
+        return url_for(self.server, name)
+
+    def connect(self, name: str) -> psycopg.Connection[Any]:
+        return psycopg.connect(self.url(name), autocommit=True)
+
+    def history(self, name: str) -> list[tuple[int, bool]]:
+        with self.connect(name) as conn:
+            exists = conn.execute(
+                "SELECT to_regclass('public.schema_migrations') IS NOT NULL"
+            ).fetchone()
+            if not exists or not exists[0]:
+                return []
+            rows = conn.execute(
+                "SELECT version, success FROM schema_migrations ORDER BY 1"
+            ).fetchall()
+        return [(row[0], row[1]) for row in rows]
+
+    def query(self) -> str:
+        """A --targets-query listing this fleet's databases, in order."""
+        return (
+            "SELECT datname FROM pg_database "
+            f"WHERE datname LIKE '{self.prefix}%' ORDER BY datname"
+        )
+
+    def drop_all(self) -> None:
+        for janitor in reversed(self._janitors):
+            janitor.drop()
+
+
+@pytest.fixture
+def fleet(server_conninfo: dict[str, Any]) -> Iterator[Fleet]:
+    made = Fleet(server_conninfo, f"schemactl_fleet_{uuid.uuid4().hex[:8]}_")
+    try:
+        yield made
+    finally:
+        made.drop_all()
+
+
+def fleet_env(fleet: Fleet, sql_dir: MigrationDir) -> dict[str, str]:
+    env = {
+        name: value
+        for name, value in os.environ.items()
+        if not name.startswith("SCHEMACTL_")
+    }
+    env.update(
+        DATABASE_URL=fleet.url("postgres"),
+        SCHEMACTL_DIR=str(sql_dir.path),
+    )
+    return env
+
+
+def start_fleet(
+    fleet: Fleet, sql_dir: MigrationDir, *args: str, cwd: Path | None = None
+) -> subprocess.Popen[str]:
+    return subprocess.Popen(
+        [sys.executable, "-m", "schemactl", *args],
+        env=fleet_env(fleet, sql_dir),
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        cwd=cwd,
+    )
+
+
+def run_fleet(
+    fleet: Fleet, sql_dir: MigrationDir, *args: str, cwd: Path | None = None
+) -> subprocess.CompletedProcess[str]:
+    proc = start_fleet(fleet, sql_dir, *args, cwd=cwd)
+    stdout, stderr = proc.communicate(timeout=120)
+    return subprocess.CompletedProcess(proc.args, proc.returncode, stdout, stderr)
+
+
+def by_target(doc: dict[str, Any]) -> dict[str, dict[str, Any]]:
+    return {entry["target"]: entry for entry in doc["targets"]}
+
+
+def test_migrate_over_a_query_applies_every_database_and_reports_each(fleet, sql_dir):
+    names = fleet.add(3)
+    sql_dir.write(FILES)
+    done = run_fleet(
+        fleet, sql_dir, "migrate", "--targets-query", fleet.query(), "--jobs", "2"
+    )
+    assert done.returncode == 0, done.stderr
+    for name in names:
+        assert fleet.history(name) == [(1, True), (2, True)]
+    table = done.stdout.splitlines()
+    assert table[0].split() == ["target", "before", "→", "after", "duration", "outcome"]
+    for name, row in zip(names, table[1:4], strict=True):
+        assert row.split()[:5] == [name, "none", "→", "2", row.split()[4]]
+        assert row.endswith("applied 2")
+    assert table[-1] == "3 targets: 3 ok; exit 0"
+    # Progress counts the targets done, on stderr.
+    progress = sorted(line.split("]")[0] for line in done.stderr.splitlines())
+    assert progress == ["[1/3", "[2/3", "[3/3"]
+
+    again = run_fleet(
+        fleet, sql_dir, "migrate", "--targets-query", fleet.query(), "--format", "json"
+    )
+    doc = json.loads(again.stdout)
+    assert doc["exit_code"] == 0
+    assert doc["ok"] is True
+    assert doc["counts"] == {"ok": 3}
+    assert [t["target"] for t in doc["targets"]] == names
+    for entry in doc["targets"]:
+        assert entry["version_before"] == entry["version_after"] == 2
+        assert entry["detail"] == "up to date"
+        assert entry["result"]["command"] == "migrate"
+
+
+def test_a_failing_fleet_reports_which_target_failed_and_why_and_exits_with_the_worst(
+    fleet, sql_dir
+):
+    good, broken, locked = fleet.add(3)
+    sql_dir.write(FILES)
+    with fleet.connect(broken) as conn:
+        conn.execute("CREATE TABLE two (id int)")  # 002 fails there
+    holder = fleet.connect(locked)
+    key = advisory_lock_key(locked, parse_table_name("schema_migrations"))
+    holder.execute("SELECT pg_advisory_lock(%s)", (key,))
+    try:
+        done = run_fleet(
+            fleet,
+            sql_dir,
+            "migrate",
+            "--lock-timeout",
+            "0",
+            "--format",
+            "json",
+            "--target",
+            fleet.url(good),
+            "--target",
+            CLOSED_PORT_URL,
+            "--target",
+            fleet.url(broken),
+            "--target",
+            fleet.url(locked),
+            "--jobs",
+            "4",
+        )
+    finally:
+        holder.close()
+    doc = json.loads(done.stdout)
+    # A failed file (1) outranks an unreachable or locked target (3).
+    assert done.returncode == doc["exit_code"] == 1
+    assert doc["counts"] == {"ok": 1, "unavailable": 2, "failed": 1}
+    entries = doc["targets"]
+    assert [e["outcome"] for e in entries] == [
+        "ok",
+        "unavailable",
+        "failed",
+        "unavailable",
+    ]
+    assert entries[0]["detail"] == "applied 2"
+    assert entries[1]["error"]["type"] == "ConnectError"
+    assert "Connection refused" in entries[1]["detail"]
+    assert entries[1]["version_before"] is None
+    assert entries[2]["error"]["type"] == "MigrationFailed"
+    assert entries[2]["detail"].startswith(f"{sql_dir.path / '002_two.sql'}:1:1: ")
+    assert 'relation "two" already exists' in entries[2]["detail"]
+    assert (entries[2]["version_before"], entries[2]["version_after"]) == (None, 1)
+    assert entries[3]["error"]["type"] == "LockTimeout"
+    # A failing tenant did not stop the others; each kept what it committed.
+    assert fleet.history(good) == [(1, True), (2, True)]
+    assert fleet.history(broken) == [(1, True)]
+    assert fleet.history(locked) == []
+
+
+def test_fail_fast_starts_no_target_after_a_failure(fleet, sql_dir):
+    first, broken, *rest = fleet.add(4)
+    sql_dir.write(FILES)
+    with fleet.connect(broken) as conn:
+        conn.execute("CREATE TABLE one (id int)")
+    done = run_fleet(
+        fleet, sql_dir, "migrate", "--targets-query", fleet.query(), "--fail-fast"
+    )
+    assert done.returncode == 1
+    lines = done.stdout.splitlines()
+    assert lines[-1] == "4 targets: 1 ok, 2 skipped, 1 failed; exit 1"
+    for name in rest:
+        row = next(line for line in lines if line.startswith(name))
+        assert row.endswith("not started: an earlier target failed (--fail-fast)")
+        assert fleet.history(name) == []
+    assert fleet.history(first) == [(1, True), (2, True)]
+
+
+def test_a_group_in_the_configuration_file_names_the_targets_and_the_jobs(
+    fleet, sql_dir, tmp_path
+):
+    names = fleet.add(2)
+    sql_dir.write(FILES)
+    project = tmp_path / "project"
+    project.mkdir()
+    urls = ", ".join(json.dumps(fleet.url(name)) for name in names)
+    (project / "schemactl.toml").write_text(
+        f"[groups.listed]\ntargets = [{urls}]\n\n"
+        f"[groups.queried]\nquery = {json.dumps(fleet.query())}\njobs = 2\n"
+    )
+    done = run_fleet(fleet, sql_dir, "migrate", "--group", "queried", cwd=project)
+    assert done.returncode == 0, done.stderr
+    status = run_fleet(
+        fleet, sql_dir, "status", "--group", "listed", "--format", "json", cwd=project
+    )
+    doc = json.loads(status.stdout)
+    assert [e["version_after"] for e in doc["targets"]] == [2, 2]
+    assert doc["jobs"] == 1
+    missing = run_fleet(fleet, sql_dir, "status", "--group", "nope", cwd=project)
+    assert missing.returncode == 2
+    assert "no group 'nope' (groups: listed, queried)" in missing.stderr
+
+
+def test_status_and_verify_exit_with_the_worst_target(fleet, sql_dir):
+    current, behind, drifted = fleet.add(3)
+    sql_dir.write(FILES)
+    for name in (current, drifted):
+        migrated = run_fleet(fleet, sql_dir, "migrate", "--target", fleet.url(name))
+        assert migrated.returncode == 0, migrated.stderr
+    with fleet.connect(drifted) as conn:
+        conn.execute(
+            "UPDATE schema_migrations SET checksum = 'edited' WHERE version = 2"
+        )
+    query = ["--targets-query", fleet.query()]
+
+    status = run_fleet(fleet, sql_dir, "status", "--exit-code", *query)
+    assert status.returncode == 1  # drift outranks pending (4)
+    rows = {line.split()[0]: line for line in status.stdout.splitlines()[1:4]}
+    assert rows[current].endswith("up to date")
+    assert rows[behind].endswith("2 pending")
+    assert rows[drifted].endswith("drift in 1")
+
+    pending_only = run_fleet(
+        fleet, sql_dir, "status", "--exit-code", "--target", fleet.url(behind)
+    )
+    assert pending_only.returncode == 4
+
+    verify = run_fleet(fleet, sql_dir, "verify", "--format", "json", *query)
+    doc = json.loads(verify.stdout)
+    assert verify.returncode == doc["exit_code"] == 1
+    assert [e["outcome"] for e in doc["targets"]] == ["ok", "ok", "failed"]
+    assert [e["version_after"] for e in doc["targets"]] == [2, None, 2]
+
+
+def test_passwords_in_targets_never_reach_the_output(fleet, sql_dir):
+    (name,) = fleet.add(1)
+    sql_dir.write(FILES)
+    with fleet.connect(name) as conn:
+        role = f"fleet_{uuid.uuid4().hex[:8]}"
+        conn.execute(f"CREATE ROLE {role} LOGIN SUPERUSER PASSWORD 'Fleet-S3cret'")
+    try:
+        url = f"postgresql://{role}:Fleet-S3cret@127.0.0.1:1/{name}?connect_timeout=2"
+        for fmt in ("text", "json"):
+            done = run_fleet(
+                fleet, sql_dir, "migrate", "--target", url, "--format", fmt
+            )
+            assert done.returncode == 3
+            assert "Fleet-S3cret" not in done.stdout + done.stderr
+            assert f"{role}:****@127.0.0.1:1" in done.stdout
+    finally:
+        with fleet.connect(name) as conn:
+            conn.execute(f"DROP ROLE {role}")
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["--jobs", "2"], "--jobs needs targets"),
+        (["--fail-fast"], "--fail-fast needs targets"),
+        (["--target", "a", "--group", "b"], "use one of --target, --group"),
+        (["--targets-query", "SELECT 'x' WHERE false"], "listed no database"),
+        (["--targets-query", "CREATE TABLE x (id int)"], "read-only transaction"),
+        (["--targets-query", "SELECT NULL::text"], "row 1 of the target query"),
+    ],
+)
+def test_bad_fleet_requests_are_usage_errors(fleet, sql_dir, args, message):
+    sql_dir.write(FILES)
+    done = run_fleet(fleet, sql_dir, "migrate", *args)
+    assert done.returncode == 2, done.stderr
+    assert message in done.stderr
+    assert "Traceback" not in done.stderr
+
+
+def gated_fleet(fleet: Fleet, sql_dir: MigrationDir, count: int) -> list[str]:
+    names = fleet.add(count)
+    sql_dir.write({**FILES, **GATED})
+    return names
+
+
+@contextmanager
+def gates_shut(fleet: Fleet, names: list[str]) -> Iterator[psycopg.Connection[Any]]:
+    """Hold the gate lock in every database; yield a connection to watch them."""
+    with ExitStack() as stack:
+        for name in names:
+            gate = stack.enter_context(fleet.connect(name))
+            gate.execute("SELECT pg_advisory_lock(%s)", (GATE_KEY,))
+        yield stack.enter_context(fleet.connect("postgres"))
+
+
+def wait_for_gated_runs(watch: psycopg.Connection[Any], names: list[str]) -> None:
+    """Barrier: every listed database has a schemactl backend waiting at the
+    gate (its 003 file is running)."""
+    wait_for(
+        watch,
+        """
+        SELECT 1 FROM pg_stat_activity
+        WHERE application_name = 'schemactl' AND wait_event_type = 'Lock'
+          AND query LIKE %s AND datname = ANY (%s)
+        HAVING count(*) = %s
+        """,
+        "%pg_advisory_lock%",
+        names,
+        len(names),
+    )
+
+
+def no_backend_left(watch: psycopg.Connection[Any], names: list[str]) -> None:
+    wait_for(
+        watch,
+        "SELECT 1 WHERE NOT EXISTS (SELECT FROM pg_stat_activity "
+        "WHERE application_name = 'schemactl' AND datname = ANY (%s))",
+        names,
+    )
+
+
+def test_sigterm_cancels_the_running_targets_and_starts_no_other(fleet, sql_dir):
+    names = gated_fleet(fleet, sql_dir, 4)
+    with gates_shut(fleet, names) as watch:
+        proc = start_fleet(
+            fleet, sql_dir, "migrate", "--targets-query", fleet.query(), "--jobs", "2"
+        )
+        wait_for_gated_runs(watch, names[:2])
+        proc.send_signal(signal.SIGTERM)
+        stdout, stderr = proc.communicate(timeout=60)
+        no_backend_left(watch, names)
+    assert proc.returncode == 143, stderr
+    rows = stdout.splitlines()
+    assert rows[-1] == (
+        "4 targets: 2 skipped, 2 cancelled; exit 143 (cancelled by SIGTERM)"
+    )
+    for name in names[:2]:
+        row = next(line for line in rows if line.startswith(name))
+        assert "cancelled by SIGTERM: 003_gated.sql rolled back; 2 migrations" in row
+        assert fleet.history(name) == [(1, True), (2, True)]
+    for name in names[2:]:
+        assert fleet.history(name) == []
+
+
+def test_kill_9_of_the_parent_cancels_its_children(fleet, sql_dir):
+    names = gated_fleet(fleet, sql_dir, 2)
+    with gates_shut(fleet, names) as watch:
+        proc = start_fleet(
+            fleet, sql_dir, "migrate", "--targets-query", fleet.query(), "--jobs", "2"
+        )
+        wait_for_gated_runs(watch, names)
+        proc.kill()
+        proc.communicate(timeout=60)
+        # Each child got SIGTERM from the kernel, rolled its file back and
+        # ended: no backend is left waiting at the gate, which stays shut.
+        no_backend_left(watch, names)
+    for name in names:
+        assert fleet.history(name) == [(1, True), (2, True)]
+    again = run_fleet(fleet, sql_dir, "migrate", "--targets-query", fleet.query())
+    assert again.returncode == 0, again.stderr
+    for name in names:
+        assert fleet.history(name) == [(1, True), (2, True), (3, True)]
