@@ -39,6 +39,7 @@ from schemactl.core.fleet import (
     outcome_of,
     stops_fail_fast,
 )
+from schemactl.errors import EXIT_FAILED
 from schemactl.interrupts import deferred, pending_signal, take_pending
 from schemactl.observer import FleetObserver
 
@@ -56,6 +57,15 @@ class _Running:
     stdout: IO[bytes]
     stderr: IO[bytes]
     started: float
+    told: bool = False
+
+    def tell(self, number: int) -> None:
+        """Pass a signal on, once: a second one would abort the child's
+        clean-up."""
+        if not self.told:
+            self.told = True
+            with suppress(ProcessLookupError):  # it has just ended
+                self.process.send_signal(number)
 
 
 def run_fleet(
@@ -78,6 +88,7 @@ def run_fleet(
     running ones and waits for their reports (FleetResult.cancelled_by).
     """
     observer = observer or FleetObserver()
+    _allow_open_files(jobs)
     argv = [sys.executable, "-m", "schemactl", "--format", "json", "--quiet"]
     argv += [command, *arguments]
     results: list[TargetResult | None] = [None] * len(targets)
@@ -98,27 +109,33 @@ def run_fleet(
     def pass_signal_on() -> None:
         nonlocal stopping
         stopping = True
-        pending = _deferred_signal()
         for child in running.values():
-            _signal(child.process, pending)
+            child.tell(_deferred_signal())
 
     with deferred(pass_signal_on):
-        while queue or running:
-            while queue and len(running) < jobs and not stopping:
-                index, target = queue.pop()
-                child = _start(argv, target, environ, index)
-                running[child.process.pid] = child
-                if pending_signal() is not None:  # it landed while starting
-                    _signal(child.process, _deferred_signal())
-            if not running:
-                break
-            # Retried by Python after a signal (PEP 475): pass_signal_on has
-            # told the children, and their exits end the wait.
-            pid, status = os.waitpid(-1, 0)
-            finished = running.pop(pid, None)
-            if finished is not None:
-                finished.process.returncode = os.waitstatus_to_exitcode(status)
-                finish(_collect(finished), finished.index)
+        try:
+            while queue or running:
+                while queue and len(running) < jobs and not stopping:
+                    index, target = queue.pop()
+                    try:
+                        child = _start(argv, target, environ, index)
+                    except OSError as exc:  # no process: too many open files...
+                        finish(_not_started(target, exc), index)
+                        continue
+                    running[child.process.pid] = child
+                    if pending_signal() is not None:  # it landed while starting
+                        child.tell(_deferred_signal())
+                if not running:
+                    break
+                # Retried by Python after a signal (PEP 475): pass_signal_on
+                # has told the children, and their exits end the wait.
+                pid, status = os.waitpid(-1, 0)
+                finished = running.pop(pid, None)
+                if finished is not None:
+                    finished.process.returncode = os.waitstatus_to_exitcode(status)
+                    finish(_collect(finished), finished.index)
+        finally:
+            _end_all(running)  # after an unexpected error: leave no child
         signalled = take_pending()
     why = (
         "cancelled"
@@ -193,9 +210,40 @@ def _last_line(stream: IO[bytes]) -> str:
     return last[:_LAST_WORDS_LIMIT]
 
 
-def _signal(process: subprocess.Popen[bytes], number: int) -> None:
-    with suppress(ProcessLookupError):  # it has just ended: its wait says so
-        process.send_signal(number)
+def _not_started(target: Target, exc: OSError) -> TargetResult:
+    """The result of a target whose process could not be started."""
+    reason = f"cannot start a schemactl process: {exc.strerror or exc}"
+    return TargetResult(target, Outcome.CRASHED, EXIT_FAILED, last_words=reason)
+
+
+# Open files this process needs besides its children's output (two temporary
+# files each): Python, the terminal, a connection.
+_SPARE_FILES = 64
+
+
+def _allow_open_files(jobs: int) -> None:
+    """Raise the soft limit on open files to what `jobs` children need, as far
+    as the hard limit allows (a common soft limit of 1,024 is too few for
+    hundreds of jobs); a child that still cannot start is reported, not fatal."""
+    import resource  # only fleet runs pay for it
+
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    needed = 4 * jobs + _SPARE_FILES  # 2 temporary files, 2 pipe ends at start
+    if soft != resource.RLIM_INFINITY and soft < needed:
+        ceiling = needed if hard == resource.RLIM_INFINITY else min(needed, hard)
+        with suppress(ValueError, OSError):
+            resource.setrlimit(resource.RLIMIT_NOFILE, (ceiling, hard))
+
+
+def _end_all(running: dict[int, _Running]) -> None:
+    """Cancel and reap the children still running (SIGTERM: a clean cancel)."""
+    for child in running.values():
+        child.tell(signal.SIGTERM)
+    for child in running.values():
+        child.process.wait()
+        child.stdout.close()
+        child.stderr.close()
+    running.clear()
 
 
 def _deferred_signal() -> int:

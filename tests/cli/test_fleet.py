@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import os
+import resource
 import signal
 import subprocess
 import sys
@@ -421,3 +422,55 @@ def test_kill_9_of_the_parent_cancels_its_children(fleet, sql_dir):
     assert again.returncode == 0, again.stderr
     for name in names:
         assert fleet.history(name) == [(1, True), (2, True), (3, True)]
+
+
+def run_with_open_file_limit(
+    fleet: Fleet, sql_dir: MigrationDir, soft: int, hard: int, *args: str
+) -> subprocess.CompletedProcess[str]:
+    def limit() -> None:
+        resource.setrlimit(resource.RLIMIT_NOFILE, (soft, hard))
+
+    return subprocess.run(
+        [sys.executable, "-m", "schemactl", *args],
+        env=fleet_env(fleet, sql_dir),
+        capture_output=True,
+        text=True,
+        timeout=120,
+        preexec_fn=limit,
+        check=False,
+    )
+
+
+UNREACHABLE = [
+    f"host=127.0.0.1 port=1 dbname=nowhere{n} connect_timeout=2" for n in range(6)
+]
+
+
+def test_a_low_soft_open_file_limit_is_raised_for_the_jobs(fleet, sql_dir):
+    sql_dir.write(FILES)
+    targets = [arg for url in UNREACHABLE for arg in ("--target", url)]
+    done = run_with_open_file_limit(
+        fleet, sql_dir, 14, 4096, "migrate", *targets, "--jobs", "6"
+    )
+    assert done.returncode == 3, done.stderr
+    assert done.stdout.splitlines()[-1] == "6 targets: 6 unavailable; exit 3"
+
+
+def test_a_target_whose_process_cannot_start_is_reported_and_the_rest_run(
+    fleet, sql_dir
+):
+    sql_dir.write(FILES)
+    targets = [arg for url in UNREACHABLE for arg in ("--target", url)]
+    done = run_with_open_file_limit(
+        fleet, sql_dir, 14, 14, "migrate", *targets, "--jobs", "6"
+    )
+    assert done.returncode == 1, done.stderr  # a crash counts as a failure
+    assert "Traceback" not in done.stderr
+    rows = done.stdout.splitlines()[1:-1]
+    assert len(rows) == 6
+    crashed = [
+        row for row in rows if "crashed (exit 1): no report: cannot start a " in row
+    ]
+    assert crashed
+    assert all("Too many open files" in row for row in crashed)
+    assert all("unavailable (exit 3)" in row for row in rows if row not in crashed)

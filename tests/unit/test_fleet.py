@@ -168,9 +168,7 @@ def test_describe_a_successful_run(document, said):
 
 
 def test_crashed_and_skipped_targets_say_why():
-    assert result(1, None, last_words="Segfault").describe() == (
-        "exit 1, no report: Segfault"
-    )
+    assert result(1, None, last_words="Segfault").describe() == ("no report: Segfault")
     assert result(None, None, last_words="cancelled").describe() == (
         "not started: cancelled"
     )

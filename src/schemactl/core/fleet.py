@@ -194,7 +194,7 @@ class TargetResult:
                 f"not started: {self.last_words}" if self.last_words else "not started"
             )
         if self.outcome is Outcome.CRASHED:
-            return f"exit {self.exit_code}, no report: {self.last_words or '?'}"
+            return f"no report: {self.last_words or '(nothing on stderr)'}"
         return _describe_success(self.document or {})
 
 
