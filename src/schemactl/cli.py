@@ -16,7 +16,7 @@ import os
 import sys
 from collections.abc import Callable
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, TypeVar
+from typing import TYPE_CHECKING, Any, NoReturn, TypeVar
 
 import click
 from click.core import ParameterSource
@@ -48,7 +48,7 @@ from schemactl.errors import (
     SchemactlError,
     UsageError,
 )
-from schemactl.interrupts import Interrupted, signals_cancel
+from schemactl.interrupts import Interrupted, deferred, signals_cancel, take_pending
 from schemactl.machine import FORMATS
 from schemactl.redaction import known_secrets, redact
 from schemactl.render import (
@@ -438,7 +438,6 @@ def fleet_options(function: F) -> F:
         click.option(
             "--jobs",
             type=click.IntRange(min=1, max=MAX_JOBS),
-            envvar="SCHEMACTL_JOBS",
             metavar="N",
             help="With many targets: how many run at once [env: SCHEMACTL_JOBS; "
             "default: the group's jobs, else 1].",
@@ -614,11 +613,17 @@ def take_fleet_options(
     they name targets (the command then runs over many databases), else None.
 
     Raises:
-        UsageError: for --jobs or --fail-fast on the command line without
-            targets.
+        UsageError: for an empty --target, --group or --targets-query (an unset
+            shell variable must not turn a fleet run into a run on -d), and for
+            --jobs or --fail-fast without targets.
     """
     fleet = {name: local.pop(name) for name in FLEET_OPTIONS}
-    if fleet["targets"] or fleet["group"] or fleet["targets_query"]:
+    for name in ("group", "targets_query"):
+        if fleet[name] is not None and not fleet[name].strip():
+            raise UsageError(f"--{name.replace('_', '-')} is empty")
+    if any(not target.strip() for target in fleet["targets"]):
+        raise UsageError("--target is empty")
+    if fleet["targets"] or fleet["group"] is not None or fleet["targets_query"]:
         return fleet
     for name in ("jobs", "fail_fast"):
         if ctx.get_parameter_source(name) is ParameterSource.COMMANDLINE:
@@ -638,7 +643,15 @@ def run_fleet_command(
 ) -> None:
     """Run `command` with `arguments` on every target, print one table (or one
     JSON document) and exit with the worst target's exit code."""
-    begin_document(ctx, command, targets=[])
+    begin_document(
+        ctx,
+        command,
+        jobs=None,
+        fail_fast=fleet["fail_fast"],
+        cancelled=False,
+        counts={},
+        targets=[],
+    )
     sources = [fleet["targets"], fleet["group"], fleet["targets_query"]]
     if sum(1 for source in sources if source) > 1:
         raise UsageError("use one of --target, --group and --targets-query")
@@ -653,11 +666,18 @@ def run_fleet_command(
                 "(schemactl.toml, or [tool.schemactl] in pyproject.toml)"
             )
         group = file.group(fleet["group"])
+        if group.query is not None:  # the file's database is needed after all
+            settings = build_settings(ctx, **local)
+    # A problem every target would report (no directory, two files of one
+    # version) is reported once, before anything starts.
+    from schemactl.core.discovery import discover_migrations
+
+    discover_migrations(settings.directory)
     targets = _fleet_targets(fleet, group, settings)
-    jobs = fleet["jobs"] or (group.jobs if group is not None else None) or 1
+    group_jobs = group.jobs if group is not None else None
+    jobs = fleet["jobs"] or _jobs_from_environment() or group_jobs or 1
     from schemactl import fleet as fleet_runner  # see module docstring
 
-    err = stderr()
     meta = ctx.find_root().meta
     result = fleet_runner.run_fleet(
         command,
@@ -666,28 +686,52 @@ def run_fleet_command(
         environ=_child_environ(settings, file),
         jobs=jobs,
         fail_fast=fleet["fail_fast"],
-        observer=FleetProgress(err, quiet=bool(meta.get(_QUIET, False))),
+        observer=FleetProgress(stderr(), quiet=bool(meta.get(_QUIET, False))),
     )
-    if output_format(ctx) == "json":
-        print_document(ctx, result.exit_code, **machine.fleet_json(result))
-    else:
-        render_fleet(result, stdout())
+    # Every target has ended: a signal now must not turn the report into
+    # "nothing was changed", nor cut it short.
+    with deferred(lambda: None):
+        if output_format(ctx) == "json":
+            print_document(ctx, result.exit_code, **machine.fleet_json(result))
+        else:
+            render_fleet(result, stdout())
+    take_pending()
     ctx.exit(result.exit_code)
+
+
+def _jobs_from_environment() -> int | None:
+    """Return SCHEMACTL_JOBS, read only by a fleet run (a bad value must not
+    break a single-database command).
+
+    Raises:
+        UsageError: when it is not a whole number from 1 to MAX_JOBS.
+    """
+    value = os.environ.get("SCHEMACTL_JOBS", "").strip()
+    if not value:
+        return None
+    if not value.isdigit() or not 1 <= int(value) <= MAX_JOBS:
+        raise UsageError(
+            f"SCHEMACTL_JOBS={value!r}: expected a whole number from 1 to {MAX_JOBS}"
+        )
+    return int(value)
 
 
 def _fleet_targets(
     fleet: dict[str, Any], group: TargetGroup | None, settings: Settings
 ) -> list[Target]:
-    """Return the targets, each once, in the order listed."""
-    from schemactl.core.fleet import named_target, unique_targets
+    """Return the targets, each database once, in the order listed.
+
+    Raises:
+        UsageError: for a connection string libpq cannot read.
+    """
+    from schemactl.core.fleet import named_target
+    from schemactl.db.admin import list_targets, unique_targets  # loads psycopg
 
     query = fleet["targets_query"] or (group.query if group is not None else None)
     if query is not None:
-        from schemactl.db.admin import list_targets  # loads psycopg
-
         return unique_targets(list_targets(settings, query))
     names = fleet["targets"] or (group.targets if group is not None else ())
-    return unique_targets(named_target(name) for name in names)
+    return unique_targets([named_target(name) for name in names])
 
 
 def _child_environ(settings: Settings, file: FileSettings | None) -> dict[str, str]:
@@ -734,6 +778,8 @@ class SchemactlGroup(click.Group):
             ctx = super().make_context(info_name, args, parent, **extra)
         except click.ClickException as exc:
             raise _usage_failure(exc, arguments, None) from None
+        except Interrupted as signal:  # before click turns it into "Aborted!"
+            _cancelled_while_parsing(signal, arguments)
         ctx.meta[_ARGUMENTS] = arguments
         return ctx
 
@@ -1441,6 +1487,22 @@ def _usage_failure(
         )
         click.echo(machine.dumps(failed))
     return redacted
+
+
+def _cancelled_while_parsing(signal: Interrupted, arguments: list[str]) -> NoReturn:
+    """Report a signal that landed while click parsed the command line (no
+    command has run) and exit with its code; a document under --format json."""
+    error = Cancelled(
+        f"cancelled by {signal.signal_name}: nothing was changed",
+        signal_number=signal.signal_number,
+    )
+    render_error(error, stderr())
+    if machine.wants_json(arguments, os.environ):
+        cancelled = machine.document(
+            _command_named(arguments), error.exit_code, error=machine.error_json(error)
+        )
+        click.echo(machine.dumps(cancelled))
+    sys.exit(error.exit_code)
 
 
 def _command_named(arguments: list[str]) -> str:

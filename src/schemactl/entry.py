@@ -1,8 +1,9 @@
 """The console entry point (`schemactl`, `python -m schemactl`).
 
 SIGINT and SIGTERM become a clean cancel before anything heavier is imported: a
-signal that lands while click, rich or psycopg load gives the same one line and
-exit code as later on, never a traceback or a half-started run.
+signal that lands while click, rich or psycopg load is held until they have
+loaded (raised inside an import it could be lost), then gives the same one line
+and exit code as later on, never a traceback or a half-started run.
 
 Two start-up and shutdown costs are skipped here, in the console entry only
 (tests call ``cli.main`` in-process and keep the interpreter's defaults):
@@ -22,7 +23,7 @@ import gc
 import os
 import sys
 
-from schemactl.interrupts import Interrupted, signals_cancel
+from schemactl.interrupts import Interrupted, held, signals_cancel
 
 
 def main() -> None:
@@ -30,7 +31,8 @@ def main() -> None:
     gc.disable()
     with signals_cancel():
         try:
-            from schemactl.cli import main as run_cli
+            with held():  # a signal is handled once the imports are done
+                from schemactl.cli import main as run_cli
         except Interrupted as signal:
             message = f"cancelled by {signal.signal_name}: nothing was changed"
             sys.stderr.write(message + "\n")

@@ -40,7 +40,12 @@ from schemactl.core.fleet import (
     stops_fail_fast,
 )
 from schemactl.errors import EXIT_FAILED
-from schemactl.interrupts import deferred, pending_signal, take_pending
+from schemactl.interrupts import (
+    HANDLED_SIGNALS,
+    deferred,
+    pending_signal,
+    take_pending,
+)
 from schemactl.observer import FleetObserver
 
 # How much of a child's stderr is kept to explain a run without a document.
@@ -89,7 +94,9 @@ def run_fleet(
     """
     observer = observer or FleetObserver()
     _allow_open_files(jobs)
-    argv = [sys.executable, "-m", "schemactl", "--format", "json", "--quiet"]
+    # -P: the working directory is not put on sys.path, so a schemactl.py (or
+    # click.py) of the user's there is never imported in place of ours.
+    argv = [sys.executable, "-P", "-m", "schemactl", "--format", "json", "--quiet"]
     argv += [command, *arguments]
     results: list[TargetResult | None] = [None] * len(targets)
     running: dict[int, _Running] = {}
@@ -133,7 +140,7 @@ def run_fleet(
                 finished = running.pop(pid, None)
                 if finished is not None:
                     finished.process.returncode = os.waitstatus_to_exitcode(status)
-                    finish(_collect(finished), finished.index)
+                    finish(_collect(finished, command), finished.index)
         finally:
             _end_all(running)  # after an unexpected error: leave no child
         signalled = take_pending()
@@ -168,20 +175,24 @@ def _start(
         stderr=stderr,
         env={**environ, "DATABASE_URL": target.conninfo},
         start_new_session=True,
-        preexec_fn=_end_with_parent(os.getpid()),
+        preexec_fn=_child_set_up(os.getpid()),
     )
     return _Running(index, target, process, stdout, stderr, time.monotonic())
 
 
-def _collect(child: _Running) -> TargetResult:
-    """Read a finished child's document (None when it printed none) and the
-    last line of its stderr."""
+def _collect(child: _Running, command: str) -> TargetResult:
+    """Read a finished child's document (None when it printed none, or not
+    the command's) and the last line of its stderr."""
     duration = time.monotonic() - child.started
     exit_code = child.process.returncode
-    if exit_code < 0:  # ended by a signal before its handlers were set
-        exit_code = 128 - exit_code
     document = _read_document(child.stdout)
     last_words = _last_line(child.stderr)
+    if document is not None and document.get("command") != command:
+        document = None
+        last_words = f"its output is not a schemactl {command} document"
+    if exit_code < 0:  # killed by a signal it could not handle (SIGKILL...)
+        last_words = f"killed by {signal.Signals(-exit_code).name}"
+        exit_code = 128 - exit_code
     child.stdout.close()
     child.stderr.close()
     return TargetResult(
@@ -252,20 +263,27 @@ def _deferred_signal() -> int:
     return signal.SIGTERM if pending is None else pending.signal_number
 
 
-def _end_with_parent(parent: int) -> Callable[[], None] | None:
-    """Return what a child runs before schemactl starts: ask the kernel for
-    SIGTERM when this process dies (Linux's PR_SET_PDEATHSIG), and cancel
-    itself if that already happened. None elsewhere."""
-    if not sys.platform.startswith("linux"):
-        return None
-    import ctypes  # only fleet runs pay for it
+def _child_set_up(parent: int) -> Callable[[], None]:
+    """Return what a child runs before schemactl starts.
 
-    prctl = ctypes.CDLL(None, use_errno=True).prctl
+    SIGINT and SIGTERM are blocked: one that arrives while Python starts stays
+    pending until schemactl's handlers are in place (entry.py unblocks them),
+    instead of killing the child half-started. On Linux, the kernel is asked
+    for SIGTERM when this process dies (PR_SET_PDEATHSIG), and the child
+    cancels itself if that has already happened.
+    """
+    prctl = None
+    if sys.platform.startswith("linux"):
+        import ctypes  # only fleet runs pay for it
+
+        prctl = ctypes.CDLL(None, use_errno=True).prctl
     pr_set_pdeathsig = 1
 
     def set_up() -> None:
-        prctl(pr_set_pdeathsig, signal.SIGTERM)
-        if os.getppid() != parent:
-            os.kill(os.getpid(), signal.SIGTERM)
+        signal.pthread_sigmask(signal.SIG_BLOCK, HANDLED_SIGNALS)
+        if prctl is not None:
+            prctl(pr_set_pdeathsig, signal.SIGTERM)
+            if os.getppid() != parent:
+                os.kill(os.getpid(), signal.SIGTERM)
 
     return set_up

@@ -117,6 +117,25 @@ def take_pending() -> Interrupted | None:
 
 
 @contextmanager
+def held() -> Iterator[None]:
+    """Hold SIGINT and SIGTERM back (blocked: the kernel keeps them pending)
+    while the block runs; one that arrived meanwhile is delivered as the block
+    ends, where the caller handles it. Main thread only.
+
+    For start-up: raised inside an import, the exception can be swallowed by
+    importlib (a module lock's callback) or break a class being created, and
+    the signal is lost.
+    """
+    signal.pthread_sigmask(signal.SIG_BLOCK, HANDLED_SIGNALS)
+    try:
+        yield
+    finally:
+        # Unblocked rather than restored: a fleet run starts its children with
+        # these signals blocked (fleet.py), and that must not last.
+        signal.pthread_sigmask(signal.SIG_UNBLOCK, HANDLED_SIGNALS)
+
+
+@contextmanager
 def signals_cancel() -> Iterator[None]:
     """Turn SIGINT and SIGTERM into `Interrupted` while the block runs; ignore
     them after it, while the process exits (the command's work is done and

@@ -692,23 +692,24 @@ class FleetProgress(FleetObserver):
     quiet: only the targets that did not end well."""
 
     def __init__(self, err: Output, *, quiet: bool) -> None:
-        self._err = err
+        self._err: Output | None = err
         self._quiet = quiet
 
     def target_finished(self, result: TargetResult, done: int, total: int) -> None:
         if self._quiet and result.outcome.value in ("ok", "pending"):
             return
         width = len(str(total))
-        self._err.line(
-            f"[{done:>{width}}/{total}] {result.target.label}: "
-            f"{_fleet_outcome(result)}"
-            + (
-                f" ({_seconds(result.duration)})"
-                if result.exit_code is not None
-                else ""
-            ),
-            style=_OUTCOME_STYLES.get(result.outcome.value, "red"),
+        took = "" if result.exit_code is None else f" ({_seconds(result.duration)})"
+        line = (
+            f"[{done:>{width}}/{total}] {_printable(result.target.label)}: "
+            f"{_printable(_fleet_outcome(result))}{took}"
         )
+        if self._err is None:
+            return
+        try:
+            self._err.line(line, style=_OUTCOME_STYLES.get(result.outcome.value, "red"))
+        except OSError:  # stderr closed (| head): progress stops, the run goes on
+            self._err = None
 
 
 def _fleet_outcome(result: TargetResult) -> str:
@@ -730,7 +731,14 @@ def _fleet_rows(result: FleetResult) -> list[tuple[str, str, str, str]]:
         else:
             versions = after
         duration = "" if target.exit_code is None else _seconds(target.duration)
-        rows.append((target.target.label, versions, duration, _fleet_outcome(target)))
+        rows.append(
+            (
+                _printable(target.target.label),
+                versions,
+                duration,
+                _printable(_fleet_outcome(target)),
+            )
+        )
     return rows
 
 

@@ -113,8 +113,10 @@ def fleet_env(fleet: Fleet, sql_dir: MigrationDir) -> dict[str, str]:
 def start_fleet(
     fleet: Fleet, sql_dir: MigrationDir, *args: str, cwd: Path | None = None
 ) -> subprocess.Popen[str]:
+    # -P, as the `schemactl` console script: the working directory is not on
+    # sys.path.
     return subprocess.Popen(
-        [sys.executable, "-m", "schemactl", *args],
+        [sys.executable, "-P", "-m", "schemactl", *args],
         env=fleet_env(fleet, sql_dir),
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
@@ -474,3 +476,284 @@ def test_a_target_whose_process_cannot_start_is_reported_and_the_rest_run(
     assert crashed
     assert all("Too many open files" in row for row in crashed)
     assert all("unavailable (exit 3)" in row for row in rows if row not in crashed)
+
+
+# --- what a hostile review found ------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    "args", [["--targets-query", ""], ["--group", " "], ["--target", ""]]
+)
+def test_an_empty_target_option_is_refused_not_run_on_database_url(
+    fleet, sql_dir, args
+):
+    (admin,) = fleet.add(1)
+    sql_dir.write(FILES)
+    env = {**fleet_env(fleet, sql_dir), "DATABASE_URL": fleet.url(admin)}
+    done = subprocess.run(
+        [sys.executable, "-m", "schemactl", "migrate", *args],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert done.returncode == 2, done.stderr
+    assert "is empty" in done.stderr
+    assert fleet.history(admin) == []
+
+
+def test_the_target_query_is_one_statement_and_changes_nothing(fleet, sql_dir):
+    (name,) = fleet.add(1)
+    sql_dir.write(FILES)
+    with fleet.connect(name) as conn:
+        conn.execute("CREATE TABLE victim (id int)")
+    for query in (
+        f"COMMIT; DROP TABLE victim; SELECT '{name}'",
+        f"SET TRANSACTION READ WRITE; DROP TABLE victim; SELECT '{name}'",
+    ):
+        env = {**fleet_env(fleet, sql_dir), "DATABASE_URL": fleet.url(name)}
+        done = subprocess.run(
+            [sys.executable, "-m", "schemactl", "status", "--targets-query", query],
+            env=env,
+            capture_output=True,
+            text=True,
+            timeout=60,
+            check=False,
+        )
+        assert done.returncode == 2, done.stderr
+        assert "cannot insert multiple commands" in done.stderr
+    with fleet.connect(name) as conn:
+        assert conn.execute("SELECT to_regclass('victim')").fetchone() == ("victim",)
+
+
+def test_a_query_row_that_is_not_text_is_named_by_its_type_only(fleet, sql_dir):
+    sql_dir.write(FILES)
+    query = "SELECT array['postgresql://u:Row-S3cret@127.0.0.1/x']"
+    done = run_fleet(fleet, sql_dir, "status", "--targets-query", query)
+    assert done.returncode == 2
+    assert "row 1 of the target query" in done.stderr
+    assert "(list)" in done.stderr
+    assert "Row-S3cret" not in done.stdout + done.stderr
+
+
+def test_a_group_query_needs_the_file_database_and_says_which_variable(
+    fleet, sql_dir, tmp_path
+):
+    sql_dir.write(FILES)
+    (tmp_path / "schemactl.toml").write_text(
+        'database-url-env = "FLEET_ADMIN_URL_UNSET"\n'
+        '[groups.tenants]\nquery = "SELECT datname FROM pg_database"\n'
+    )
+    env = fleet_env(fleet, sql_dir)
+    del env["DATABASE_URL"]
+    env["PGHOST"] = "127.0.0.1"  # libpq's defaults must not be used instead
+    done = subprocess.run(
+        [sys.executable, "-m", "schemactl", "status", "--group", "tenants"],
+        env=env,
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert done.returncode == 2, done.stdout
+    assert "FLEET_ADMIN_URL_UNSET is not set" in done.stderr
+
+
+def test_two_spellings_of_one_database_run_once(fleet, sql_dir):
+    (name,) = fleet.add(1)
+    sql_dir.write(FILES)
+    params = fleet.server
+    spelled = (
+        f"host={params.get('host', '127.0.0.1')} port={params.get('port', 5432)} "
+        f"user={params.get('user', 'postgres')} dbname={name}"
+    )
+    done = run_fleet(
+        fleet, sql_dir, "migrate", "--target", fleet.url(name), "--target", spelled
+    )
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.splitlines()[-1] == "1 target: 1 ok; exit 0"
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["--target", "host=x password='unterminated"], "cannot read the connection"),
+        (["--target", "a", "--dir", "/nonexistent/sql"], "/nonexistent/sql"),
+    ],
+)
+def test_problems_every_target_would_have_are_reported_once(
+    fleet, sql_dir, args, message
+):
+    sql_dir.write(FILES)
+    done = run_fleet(fleet, sql_dir, "migrate", *args)
+    assert done.returncode == 2, done.stderr
+    assert message in done.stderr
+    assert "target" not in done.stdout  # no table: nothing started
+
+
+def test_schemactl_jobs_is_read_by_fleet_runs_only(fleet, sql_dir):
+    (name,) = fleet.add(1)
+    sql_dir.write(FILES)
+    env = {**fleet_env(fleet, sql_dir), "SCHEMACTL_JOBS": "abc"}
+    single = subprocess.run(
+        [sys.executable, "-m", "schemactl", "-d", fleet.url(name), "status"],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert single.returncode == 0, single.stderr
+    many = subprocess.run(
+        [sys.executable, "-m", "schemactl", "status", "--target", fleet.url(name)],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert many.returncode == 2
+    assert "SCHEMACTL_JOBS='abc': expected a whole number" in many.stderr
+
+
+def test_a_schemactl_py_in_the_working_directory_is_not_imported(
+    fleet, sql_dir, tmp_path
+):
+    (name,) = fleet.add(1)
+    sql_dir.write(FILES)
+    (tmp_path / "schemactl.py").write_text('print(\'{"command": "status"}\')\n')
+    done = run_fleet(
+        fleet, sql_dir, "migrate", "--target", fleet.url(name), cwd=tmp_path
+    )
+    assert done.returncode == 0, done.stderr
+    assert fleet.history(name) == [(1, True), (2, True)]
+
+
+def test_labels_cannot_forge_lines(fleet, sql_dir):
+    sql_dir.write(FILES)
+    query = "SELECT E'x\\n[9/9] forged: up to date\\x1b[31m'"
+    done = run_fleet(fleet, sql_dir, "status", "--targets-query", query)
+    assert done.returncode == 3
+    assert "\x1b" not in done.stdout + done.stderr
+    assert not any(line.startswith("[9/9]") for line in done.stderr.splitlines())
+    assert "x\\n[9/9] forged: up to date\\x1b[31m" in done.stdout
+
+
+def test_a_closed_progress_stream_does_not_stop_the_run(fleet, sql_dir):
+    names = fleet.add(3)
+    sql_dir.write(FILES)
+    proc = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "schemactl",
+            "migrate",
+            "--targets-query",
+            fleet.query(),
+        ],
+        env=fleet_env(fleet, sql_dir),
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    assert proc.stderr is not None
+    proc.stderr.close()  # as `2>&1 | head -n 1` would, early
+    stdout, _ = proc.communicate(timeout=120)
+    assert proc.returncode == 0
+    assert stdout.splitlines()[-1] == "3 targets: 3 ok; exit 0"
+    for name in names:
+        assert fleet.history(name) == [(1, True), (2, True)]
+
+
+def test_a_signal_while_the_report_is_written_changes_nothing_of_it(fleet, sql_dir):
+    names = fleet.add(2)
+    # Status documents larger than a pipe holds: the report's write blocks
+    # until the test reads, and the signal lands while it does.
+    sql_dir.write({f"{n:04d}_f.sql": "SELECT 1;\n" for n in range(1, 301)})
+    proc = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "schemactl",
+            "--format",
+            "json",
+            "status",
+            "--targets-query",
+            fleet.query(),
+        ],
+        env=fleet_env(fleet, sql_dir),
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    assert proc.stderr is not None
+    for line in proc.stderr:  # barrier: every target has ended
+        if line.startswith(f"[{len(names)}/{len(names)}]"):
+            break
+    proc.send_signal(signal.SIGINT)
+    stdout, _ = proc.communicate(timeout=60)
+    doc = json.loads(stdout)  # one whole document
+    assert proc.returncode == doc["exit_code"] == 0
+    assert doc["counts"] == {"ok": 2}
+
+
+def children_of(pid: int) -> list[int]:
+    path = Path(f"/proc/{pid}/task/{pid}/children")
+    return [int(child) for child in path.read_text().split()]
+
+
+def test_a_child_killed_from_outside_is_a_failed_target_not_a_cancel(fleet, sql_dir):
+    names = gated_fleet(fleet, sql_dir, 2)
+    with gates_shut(fleet, names) as watch:
+        proc = start_fleet(
+            fleet, sql_dir, "migrate", "--targets-query", fleet.query(), "--jobs", "2",
+            "--format", "json",
+        )  # fmt: skip
+        wait_for_gated_runs(watch, names)
+        victim = children_of(proc.pid)[0]
+        os.kill(victim, signal.SIGKILL)
+        wait_for(
+            watch,
+            "SELECT 1 WHERE (SELECT count(*) FROM pg_stat_activity WHERE "
+            "application_name = 'schemactl' AND datname = ANY (%s)) <= 2",
+            names,
+        )
+    stdout, stderr = proc.communicate(timeout=60)
+    doc = json.loads(stdout)
+    assert proc.returncode == doc["exit_code"] == 1, stderr
+    assert doc["cancelled"] is False
+    outcomes = sorted((e["outcome"], e["detail"]) for e in doc["targets"])
+    assert outcomes == [
+        ("crashed", "no report: killed by SIGKILL"),
+        ("ok", "applied 3"),
+    ]
+
+
+def test_a_signal_held_while_schemactl_starts_is_a_clean_cancel(fleet, sql_dir):
+    # As a fleet run starts each child: SIGINT and SIGTERM blocked. A signal
+    # sent before the child's handlers exist stays pending, and is handled
+    # (not lost, not a traceback) once schemactl has loaded.
+    (name,) = fleet.add(1)
+    sql_dir.write(FILES)
+
+    def blocked() -> None:
+        signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGINT, signal.SIGTERM})
+
+    proc = subprocess.Popen(
+        [sys.executable, "-P", "-m", "schemactl", "--format", "json", "migrate"],
+        env={**fleet_env(fleet, sql_dir), "DATABASE_URL": fleet.url(name)},
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        preexec_fn=blocked,
+    )
+    proc.send_signal(signal.SIGTERM)  # pending until schemactl unblocks it
+    stdout, stderr = proc.communicate(timeout=60)
+    assert proc.returncode == 143, stderr
+    assert stderr.strip().splitlines()[-1] == (
+        "cancelled by SIGTERM: nothing was changed"
+    )
+    assert json.loads(stdout)["error"]["type"] == "Cancelled"
+    assert fleet.history(name) == []

@@ -17,7 +17,6 @@ from schemactl.core.fleet import (
     named_target,
     outcome_of,
     stops_fail_fast,
-    unique_targets,
     worst_exit_code,
 )
 
@@ -68,12 +67,6 @@ def test_the_worst_code_is_one_of_the_codes_and_none_ranks_higher(codes):
 )
 def test_a_bare_word_is_a_service_and_a_url_is_shown_masked(text, label, conninfo):
     assert named_target(text) == Target(label, conninfo)
-
-
-def test_a_target_listed_twice_runs_once_in_the_first_place():
-    a, b = Target("a", "dbname=a"), Target("b", "dbname=b")
-    again = Target("a again", "dbname=a")
-    assert unique_targets([a, b, again, b]) == [a, b]
 
 
 @pytest.mark.parametrize(

@@ -51,18 +51,6 @@ def is_conninfo(text: str) -> bool:
     return "=" in text or "://" in text
 
 
-def unique_targets(targets: Iterable[Target]) -> list[Target]:
-    """Drop a target listed again (same connection string), keeping the first:
-    the second run would only wait for the first one's lock and find nothing."""
-    seen: set[str] = set()
-    kept: list[Target] = []
-    for target in targets:
-        if target.conninfo not in seen:
-            seen.add(target.conninfo)
-            kept.append(target)
-    return kept
-
-
 class Outcome(Enum):
     """What one target's run came to, from best to worst."""
 
@@ -89,6 +77,9 @@ _SEVERITY = {
     EXIT_SIGINT: 5,
     EXIT_SIGTERM: 5,
 }
+
+
+_CANCEL_CODES = (EXIT_SIGINT, EXIT_SIGTERM)
 
 
 def worst_exit_code(codes: Iterable[int | None]) -> int:
@@ -244,9 +235,15 @@ class FleetResult:
 
     @property
     def exit_code(self) -> int:
-        """Return the worst target's exit code (a cancel counts as the worst)."""
+        """Return the worst target's exit code (a cancel counts as the worst).
+
+        A target cancelled while the fleet run was not (someone signalled its
+        process) counts as failed: the run itself went on to the end.
+        """
         codes = [result.exit_code for result in self.results]
-        if self.cancelled_by is not None:
+        if self.cancelled_by is None:
+            codes = [EXIT_FAILED if code in _CANCEL_CODES else code for code in codes]
+        else:
             codes.append(self.cancelled_by)
         return worst_exit_code(codes)
 

@@ -7,7 +7,7 @@ from typing import Any
 
 import psycopg
 from psycopg import pq, sql
-from psycopg.conninfo import make_conninfo
+from psycopg.conninfo import conninfo_to_dict, make_conninfo
 
 from schemactl.config import Settings
 from schemactl.core.fleet import Target, is_conninfo
@@ -73,7 +73,11 @@ def target_database(settings: Settings) -> str:
 def list_targets(settings: Settings, query: str) -> list[Target]:
     """Return the targets a query lists: each row's first column is a database
     on the settings' server, or a whole connection string (a URL, or
-    ``key=value`` pairs). The query runs in a read-only transaction.
+    ``key=value`` pairs).
+
+    The query runs as one prepared statement (several statements are refused:
+    none can end the transaction) in a read-only transaction that is rolled
+    back, whatever it holds.
 
     Raises:
         ConnectError: when the server cannot be reached.
@@ -81,9 +85,9 @@ def list_targets(settings: Settings, query: str) -> list[Target]:
     """
     with connect(settings) as conn:
         try:
-            with conn.transaction():
+            with conn.transaction(force_rollback=True):
                 conn.execute("SET TRANSACTION READ ONLY")
-                cursor = conn.execute(query)
+                cursor = conn.execute(query, prepare=True)
                 rows = cursor.fetchall() if cursor.description else []
         except psycopg.Error as exc:
             reason = redact(reason_of(exc), connection_secrets(settings))
@@ -96,16 +100,51 @@ def list_targets(settings: Settings, query: str) -> list[Target]:
     targets = []
     for number, row in enumerate(rows, 1):
         value = row[0] if row else None
-        if not isinstance(value, str) or not value:
+        if not isinstance(value, str) or not value.strip():
+            # Only the type: the value may be a connection string.
+            shown = "empty text" if isinstance(value, str) else type(value).__name__
             raise UsageError(
                 f"row {number} of the target query has no database name or "
-                f"connection string in its first column ({value!r})"
+                f"connection string in its first column ({shown})"
             )
         if is_conninfo(value):
             targets.append(Target(mask_url(value), value))
         else:
             targets.append(Target(value, _changed(settings, dbname=value)))
     return targets
+
+
+def unique_targets(targets: list[Target]) -> list[Target]:
+    """Return the targets, each database once (the first time it is listed):
+    two spellings of one connection (a URL and ``key=value`` pairs) are one.
+    A second run on a database would only wait for the first one's lock.
+
+    Raises:
+        UsageError: for a connection string libpq cannot read.
+    """
+    seen: set[tuple[tuple[str, str], ...]] = set()
+    kept = []
+    for target in targets:
+        try:
+            params = conninfo_to_dict(target.conninfo)
+        except psycopg.Error:
+            raise UsageError(
+                f"cannot read the connection string of target {target.label}"
+            ) from None
+        if params.get("port") == _DEFAULT_PORT:
+            del params["port"]
+        identity = tuple(
+            sorted((k, str(v)) for k, v in params.items() if k in _IDENTITY_KEYS)
+        )
+        if identity not in seen:
+            seen.add(identity)
+            kept.append(target)
+    return kept
+
+
+# What names a database; the rest (password, timeouts, options) does not.
+_IDENTITY_KEYS = frozenset({"service", "host", "hostaddr", "port", "dbname", "user"})
+_DEFAULT_PORT = "5432"
 
 
 def create_database(settings: Settings, name: str) -> bool:
