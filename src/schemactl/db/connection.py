@@ -456,11 +456,28 @@ def server_database(conn: Connection) -> str:
 def settings_after_reset(conn: Connection) -> str:
     """Return the statements that put schemactl's settings back after a RESET
     ALL ('' when RESET ALL returns to them by itself: they came in the startup
-    packet)."""
+    packet).
+
+    Through a pooler that includes the application name and the client
+    encoding: PgBouncer SETs them on a server connection for each client, so
+    RESET ALL returns to what that server connection started with.
+    """
     state = _SESSIONS.get(conn)
-    if state is None or not state.set_by_hand:
+    if state is None:
         return ""
-    return _set_statements(state, local=False)
+    statements = []
+    if state.pooled:
+        statements += [
+            f"SET application_name = {_quoted(APPLICATION_NAME)}",
+            "SET client_encoding = 'UTF8'",
+        ]
+    if state.set_by_hand:
+        statements.append(_set_statements(state, local=False))
+    return ";\n".join(statements)
+
+
+def _quoted(text: str) -> str:
+    return "'" + text.replace("'", "''") + "'"
 
 
 def fetch_all(
