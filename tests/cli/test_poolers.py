@@ -10,6 +10,7 @@ Transaction and statement pooling are refused before anything is changed
 
 from __future__ import annotations
 
+import signal
 import subprocess
 import sys
 import uuid
@@ -33,6 +34,15 @@ from schemactl.db.connection import (
 )
 from schemactl.db.lock import advisory_lock_key
 from schemactl.db.target import pooling_mode, refuse_unsafe_target
+from tests.cli.test_faults import (
+    RUNNER_RUNNING,
+    RUNNER_WAITING_ON_LOCK,
+    finish,
+    has_column,
+    start,
+    wait_for,
+    wait_until_gone,
+)
 from tests.conftest import (
     MigrationDir,
     janitor_for,
@@ -221,7 +231,8 @@ def test_settings_missing_through_a_session_pooler_are_set_and_set_again(
 # --- session pooling works ---------------------------------------------------
 
 SEEN = (
-    "INSERT INTO seen SELECT {file}, current_setting('lock_timeout'), "
+    "INSERT INTO seen SELECT {file}, current_setting('application_name'), "
+    "current_setting('client_encoding'), current_setting('lock_timeout'), "
     "current_setting('client_connection_check_interval'), "
     "current_setting('idle_session_timeout'), "
     # (Split in two: the file check refuses the name as a string literal.)
@@ -235,8 +246,9 @@ def test_migrate_and_status_work_through_a_session_pooler_with_the_settings(
 ):
     sql_dir.write(
         {
-            "001_one.sql": "CREATE TABLE seen (file int, lock_timeout text, "
-            "check_interval text, idle_timeout text, strings text);\n"
+            "001_one.sql": "CREATE TABLE seen (file int, application text, "
+            "encoding text, lock_timeout text, check_interval text, "
+            "idle_timeout text, strings text);\n"
             + SEEN.format(file=1)
             # Whatever a file changes, the next starts with schemactl's values.
             + "SET lock_timeout = 0;\nSET idle_session_timeout = 60000;\n"
@@ -251,9 +263,14 @@ def test_migrate_and_status_work_through_a_session_pooler_with_the_settings(
     assert done.stdout.splitlines()[-1].startswith("applied 2 migrations in ")
     assert "target: postgres@127.0.0.1:" in done.stderr
     assert db.execute("SELECT * FROM seen ORDER BY file").fetchall() == [
-        (1, "7s", "1s", "0", "on"),
-        (2, "7s", "1s", "0", "on"),
+        (1, "schemactl", "UTF8", "7s", "1s", "0", "on"),
+        (2, "schemactl", "UTF8", "7s", "1s", "0", "on"),
     ]
+    # The audit log names the runner for every file (RESET ALL through the
+    # pooler would have cleared the application name).
+    assert db.execute(
+        "SELECT DISTINCT application_name FROM schema_migrations_log"
+    ).fetchall() == [("schemactl",)]
     assert history(db) == [(1, True), (2, True)]
 
     status = cli("status", url=url, sql_dir=sql_dir)
@@ -395,6 +412,70 @@ def test_a_blocked_statement_names_its_blocker_through_a_session_pooler(
         in done.stderr
     )
     assert history(db) == []
+
+
+NO_ADVISORY_LOCK = """
+SELECT 1 WHERE NOT EXISTS (
+    SELECT FROM pg_locks WHERE locktype = 'advisory'
+      AND database = (SELECT oid FROM pg_database WHERE datname = current_database()))
+"""
+
+
+def test_a_runner_killed_behind_a_session_pooler_commits_nothing_and_frees_the_lock(
+    target: Target, db: Connection, sql_dir: MigrationDir
+):
+    db.execute("CREATE TABLE a (x int)")
+    sql_dir.write({"001_alter.sql": "ALTER TABLE a ADD COLUMN y int;\n"})
+    url = target.through("session")
+    with psycopg.connect(target.direct, autocommit=True) as blocker:
+        blocker.execute("BEGIN")
+        blocker.execute("SELECT * FROM a")  # ACCESS SHARE, held until rollback
+        proc = start(url, sql_dir, "migrate", "--table-lock-timeout", "0")
+        try:
+            (waiting,) = wait_for(db, RUNNER_WAITING_ON_LOCK)
+            proc.kill()
+            proc.wait()
+            # PgBouncer closes the server connection of a client that left
+            # mid-statement (the statement ends), and resets the idle lock
+            # connection's session (server_reset_query = DISCARD ALL): the
+            # lock goes with the runner.
+            wait_until_gone(db, waiting)
+            wait_for(db, NO_ADVISORY_LOCK)
+        finally:
+            finish(proc)
+        blocker.execute("ROLLBACK")
+    assert not has_column(db, "a", "y")
+    assert history(db) == []
+    done = cli("migrate", url=url, sql_dir=sql_dir)
+    assert done.returncode == 0, done.stderr
+    assert has_column(db, "a", "y")
+
+
+def test_sigint_behind_a_session_pooler_cancels_the_statement(
+    target: Target, db: Connection, sql_dir: MigrationDir
+):
+    # The cancel request carries PgBouncer's key; PgBouncer passes it on.
+    sql_dir.write(
+        {
+            "001_one.sql": "CREATE TABLE one (x int);\n",
+            "002_sleep.sql": "INSERT INTO one VALUES (1);\nSELECT pg_sleep(60);\n",
+        }
+    )
+    proc = start(target.through("session"), sql_dir, "migrate")
+    try:
+        wait_for(db, RUNNER_RUNNING, "%SELECT pg_sleep(60)%")
+        proc.send_signal(signal.SIGINT)
+        _, err = finish(proc)
+    finally:
+        finish(proc)
+    assert proc.returncode == 130, err
+    assert err.splitlines()[-1] == (
+        "cancelled by SIGINT: 002_sleep.sql rolled back; 1 migration applied "
+        "before it in this run is kept and durable"
+    )
+    assert history(db) == [(1, True)]
+    assert scalar(db, "SELECT count(*) FROM one") == 0
+    wait_for(db, NO_ADVISORY_LOCK)
 
 
 # --- transaction and statement pooling are refused ----------------------------
