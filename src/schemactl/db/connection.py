@@ -12,7 +12,7 @@ import os
 import weakref
 from collections.abc import Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 import psycopg
@@ -101,7 +101,7 @@ def connect(settings: Settings, *, like: Connection | None = None) -> Connection
     The client encoding is UTF-8 whatever the database's (files are UTF-8), and
     every statement runs under the table lock and statement timeouts: sent in
     the startup packet, or, through a pooler that refuses startup options
-    (PgBouncer), with SET once it is known to be safe (see `session_check`).
+    (PgBouncer), with SET once it is known to be safe (see `select_row`).
 
     like: a connection to the same target, made by this function: how it
     connected (with startup options or not) and what was found out about its
@@ -134,7 +134,7 @@ def connect(settings: Settings, *, like: Connection | None = None) -> Connection
                 raise
             _refuse_user_options(settings)
         # A pooler that takes no `options` (PgBouncer): our settings are SET
-        # once it is known that they stay in this session (session_check).
+        # once it is known that they stay in this session (see select_row).
         conn = _connect(settings, timeout, startup=None)
         modern = conn.info.server_version >= _MODERN_SERVER
         _SESSIONS[conn] = _Session(settings, modern=modern, startup=None)
@@ -303,9 +303,10 @@ class _Session:
     # The pooler's mode once probed (db/target.py): "session", "transaction"
     # or "statement"; None: not probed.
     pooling: str | None = None
-    # schemactl's settings are in force in the session; SET by hand: they were
-    # SET after connecting, and every RESET ALL must be followed by them again.
-    in_force: bool = True
+    # schemactl's settings are in force in the session (assumed when they went
+    # in the startup packet, until the check says otherwise); SET by hand: they
+    # were SET after connecting, and every RESET ALL must be followed by them.
+    in_force: bool = field(init=False)
     set_by_hand: bool = False
 
     def __post_init__(self) -> None:
