@@ -1,5 +1,6 @@
 # Two commands on a fresh machine: `make demo` and `make test`.
-# Both create .venv and make sure a PostgreSQL server is reachable first.
+# Both create .venv and make sure a PostgreSQL server is reachable first
+# (`test` also makes sure a PgBouncer binary is installed, for the pooler tests).
 VENV := .venv
 STAMP := $(VENV)/.installed-stamp
 
@@ -20,7 +21,8 @@ lint: venv
 	$(VENV)/bin/mypy
 
 test: lint
-	DATABASE_URL="$$(scripts/ensure-postgres.sh)" $(VENV)/bin/pytest
+	DATABASE_URL="$$(scripts/ensure-postgres.sh)" PGBOUNCER="$$(scripts/ensure-pgbouncer.sh)" \
+		$(VENV)/bin/pytest
 
 format: venv
 	$(VENV)/bin/ruff format src tests scripts bench

@@ -830,8 +830,8 @@ def cli(**_: Any) -> None:
     \b
     Exit codes: 0 success; 1 a migration failed or drift was found;
     2 usage error or invalid migrations directory; 3 the database could not
-    be used (cannot connect, connection lost, read-only, a lock wait ran
-    out); 130/143 cancelled by SIGINT/SIGTERM.
+    be used (cannot connect, connection lost, read-only, a transaction
+    pooler, a lock wait ran out); 130/143 cancelled by SIGINT/SIGTERM.
     """
 
 

@@ -176,6 +176,15 @@ class ReadOnlyTarget(SchemactlError):
     exit_code = EXIT_UNAVAILABLE
 
 
+class PoolerNotSupported(SchemactlError):
+    """The target is reached through a connection pooler that hands a server
+    connection to a client per transaction or per statement (PgBouncer's
+    transaction and statement pooling): the session advisory lock that keeps
+    runners apart cannot work through it."""
+
+    exit_code = EXIT_UNAVAILABLE
+
+
 class ConnectionLost(SchemactlError):
     """The connection ended while a command was using it (backend terminated,
     server restarted, network lost)."""

@@ -30,12 +30,7 @@ from schemactl.core.validation import (
     parse_source,
     still_unchanged,
 )
-from schemactl.db.connection import (
-    Connection,
-    connect,
-    describe_connection,
-    refuse_read_only,
-)
+from schemactl.db.connection import Connection, connect, describe_connection
 from schemactl.db.history import (
     ensure_audit_log,
     ensure_history_table,
@@ -46,6 +41,7 @@ from schemactl.db.history import (
 )
 from schemactl.db.lock import migration_lock
 from schemactl.db.session import MigrationSession, no_transaction_state
+from schemactl.db.target import refuse_unsafe_target
 from schemactl.errors import (
     Cancelled,
     ConnectionLost,
@@ -96,8 +92,9 @@ def migrate(
 
     Raises:
         MigrationDirError: for an invalid migrations directory (before connecting).
-        ConnectError, LockTimeout, ReadOnlyTarget: when the server, the lock or a
-            writable database cannot be had; nothing is applied.
+        ConnectError, LockTimeout, ReadOnlyTarget, PoolerNotSupported: when the
+            server, the lock or a writable database cannot be had (or only
+            through a transaction pooler); nothing is applied.
         DriftError: when drift exists; nothing is applied.
         MigrationFailed: when a statement fails; earlier migrations stay applied.
         TableLockTimeout, ConnectionLost, MigrationLockLost: exit 3; the failing
@@ -164,9 +161,9 @@ def _audit_log(
 
 
 def _announce(settings: Settings, conn: Connection, observer: MigrateObserver) -> None:
-    """Refuse a read-only target, and name it (before anything changes, and
-    before a question about what will)."""
-    refuse_read_only(conn)
+    """Refuse a read-only target or a transaction pooler, and name the target
+    (before anything changes, and before a question about what will)."""
+    refuse_unsafe_target(conn, settings)
     observer.target_chosen(describe_connection(conn), str(settings.table))
 
 
@@ -178,7 +175,7 @@ def _locked(
     *,
     announced: bool = False,
 ) -> Iterator[MigrationSession]:
-    """Refuse a read-only target and name it (unless announced already), take
+    """Refuse an unsafe target and name it (unless announced already), take
     the migration lock, and yield the session that runs files."""
     if not announced:
         _announce(settings, conn, observer)

@@ -225,6 +225,48 @@ def test_read_only_database_is_refused_with_exit_3_and_nothing_created(
     assert "pending" in status.stdout
 
 
+@pytest.mark.parametrize(
+    "args",
+    [("migrate",), ("baseline", "--version", "1"), ("repair", "--yes")],
+    ids=lambda args: args[0],
+)
+def test_a_role_whose_transactions_are_read_only_is_refused_before_anything_runs(
+    database_url: str,
+    sql_dir: MigrationDir,
+    db: Connection,
+    deploy_role: DeployRole,
+    args: tuple[str, ...],
+):
+    db.execute(
+        sql.SQL("ALTER ROLE {} SET default_transaction_read_only = on").format(
+            sql.Identifier(deploy_role.name)
+        )
+    )
+    db.execute(
+        sql.SQL("GRANT CREATE ON SCHEMA public TO {}").format(
+            sql.Identifier(deploy_role.name)
+        )
+    )
+    sql_dir.write({"001_one.sql": ONE})
+
+    done = run_subprocess(*args, database_url=deploy_role.url, sql_dir=sql_dir)
+    assert done.returncode == 3, done.stderr
+    assert done.stderr.splitlines() == [
+        f"error: {deploy_role.name}@{db.info.host}:{db.info.port}/{db.info.dbname} "
+        "only allows read-only transactions (default_transaction_read_only is on); "
+        "nothing was changed",
+        "  hint: connect to a writable database, or as a role without "
+        "default_transaction_read_only",
+    ]
+    assert done.stdout == ""
+    assert not history_table_exists(db)
+    assert public_tables(db) == []
+
+    status = run_subprocess("status", database_url=deploy_role.url, sql_dir=sql_dir)
+    assert status.returncode == 0, status.stderr
+    assert "pending" in status.stdout
+
+
 # --- 3. databases that are not UTF-8 -------------------------------------------
 
 

@@ -74,6 +74,7 @@ def test_db_and_the_agent_store_are_the_only_psycopg_users():
         "db/history.py",
         "db/lock.py",
         "db/session.py",
+        "db/target.py",
         "agent_store/definitions.py",
         "agent_store/liveness.py",
         "agent_store/recording.py",

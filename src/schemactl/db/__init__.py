@@ -11,6 +11,11 @@ for the whole run, where nothing a file does (``DISCARD ALL``,
 worker's statement. Before a file commits, the worker checks in the same
 transaction that the lock connection still holds the lock.
 
+Each connection's first query also checks its server session (the server's own
+pid and database, schemactl's settings in force; connection.py): behind a
+pooler those differ from what libpq was told. The commands that take the lock
+first refuse a read-only target or a transaction pooler (target.py).
+
 Callers import from the modules themselves: `status` and `verify` load only
 connection.py and history.py, not the session, the lock or the splitter.
 """

@@ -29,9 +29,11 @@ from schemactl.core.model import (
 from schemactl.db.connection import (
     Connection,
     connect,
+    fetch_all,
     is_connection_lost,
     phase,
     reason_of,
+    select_row,
 )
 from schemactl.errors import (
     EXIT_UNAVAILABLE,
@@ -49,10 +51,9 @@ def history_table_exists(conn: Connection, table: TableName) -> bool:
     """Return True when the history table exists."""
     qualified = table_sql(table).as_string(conn)
     with phase(conn, "the history check", state="nothing was changed"):
-        row = conn.execute(
-            "SELECT to_regclass(%s) IS NOT NULL", (qualified,)
-        ).fetchone()
-    return bool(row and row[0])
+        # Often a connection's first query: its session check rides along.
+        (exists,) = select_row(conn, "to_regclass(%s) IS NOT NULL", (qualified,))
+    return bool(exists)
 
 
 def ensure_history_table(conn: Connection, table: TableName) -> None:
@@ -97,8 +98,7 @@ def read_history(conn: Connection, table: TableName) -> list[HistoryRow]:
         "FROM {} ORDER BY version"
     ).format(table_sql(table))
     try:
-        with conn.cursor() as cur:
-            return list(map(HistoryRow._make, cur.execute(query).fetchall()))
+        return list(map(HistoryRow._make, fetch_all(conn, query)))
     except psycopg.errors.LockNotAvailable:
         holders = _table_lock_holders(conn, table)
         raise TableLockTimeout(
@@ -386,7 +386,7 @@ def read_log(conn: Connection, table: TableName, limit: int | None) -> list[LogR
     history = qualified_name(table.schema, table.name)
     try:
         with phase(conn, "reading the audit log", state="nothing was changed"):
-            return list(map(LogRow._make, conn.execute(query, (history,)).fetchall()))
+            return list(map(LogRow._make, fetch_all(conn, query, (history,))))
     except SchemactlError as error:
         if not isinstance(error.__cause__, psycopg.errors.InsufficientPrivilege):
             raise

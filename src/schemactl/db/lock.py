@@ -15,7 +15,14 @@ from psycopg import sql
 
 from schemactl.config import Settings, TableName
 from schemactl.core.model import Blocker, LockHolder
-from schemactl.db.connection import Connection, connect, phase
+from schemactl.db.connection import (
+    Connection,
+    connect,
+    phase,
+    select_row,
+    server_database,
+    server_pid,
+)
 from schemactl.errors import LockTimeout
 
 LOCK_POLL_SECONDS = 0.2
@@ -47,8 +54,9 @@ class MigrationLock:
 
     @property
     def pid(self) -> int:
-        """Return the backend pid of the connection holding the lock."""
-        return self.conn.info.backend_pid
+        """Return the server backend pid of the connection holding the lock
+        (through a pooler, not the one libpq was given)."""
+        return server_pid(self.conn)
 
     def guard_sql(self) -> str:
         """Return a statement that fails unless the lock connection holds the lock.
@@ -100,12 +108,14 @@ def migration_lock(
         LockTimeout: when another session still holds the lock after the timeout.
         ConnectionLost: when the lock connection ends while waiting.
     """
-    conn = connect(settings)
+    conn = connect(settings, like=worker)
     try:
         with phase(
             conn, "the wait for the migration lock", state="nothing was changed"
         ):
-            key = advisory_lock_key(worker.info.dbname, settings.table)
+            # The server's name of the database: a pooler's name for it may
+            # differ, and runners through it and direct ones share one lock.
+            key = advisory_lock_key(server_database(worker), settings.table)
             wait_for_advisory_lock(
                 conn,
                 key,
@@ -152,8 +162,9 @@ def wait_for_advisory_lock(
 
 
 def _try_lock(conn: Connection, key: int) -> bool:
-    row = conn.execute("SELECT pg_try_advisory_lock(%s)", (key,)).fetchone()
-    return bool(row and row[0])
+    # The first try carries the lock connection's session check.
+    (locked,) = select_row(conn, "pg_try_advisory_lock(%s)", (key,))
+    return bool(locked)
 
 
 def find_lock_holder(conn: Connection, key: int) -> LockHolder | None:

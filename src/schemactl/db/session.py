@@ -39,6 +39,8 @@ from schemactl.db.connection import (
     is_connection_lost,
     phase,
     reason_of,
+    server_pid,
+    settings_after_reset,
     settle,
 )
 from schemactl.db.history import flush_commits, table_sql
@@ -73,6 +75,15 @@ _RESET_SESSION = (
     "DISCARD PLANS;\nDISCARD TEMP;\nDISCARD SEQUENCES;\nRESET ALL"
 )
 _BEGIN = "BEGIN;\n"
+
+
+def _session_reset(conn: Connection) -> str:
+    """Return the session reset for this connection: RESET ALL returns to the
+    settings sent at connect; settings SET afterwards are SET again."""
+    again = settings_after_reset(conn)
+    return f"{_RESET_SESSION};\n{again}" if again else _RESET_SESSION
+
+
 # Measured by the server: now() is the start of the migration's transaction.
 _SERVER_ELAPSED_MS = "(extract(epoch FROM clock_timestamp() - now()) * 1000)::integer"
 # A no-transaction file's row is written when the file starts, so its duration
@@ -212,6 +223,9 @@ class MigrationSession:
     progress: FileProgress | None = None
     _watch: BlockerWatch | None = None
     _guard_sql: str = ""
+    # _RESET_SESSION, and the settings again when RESET ALL does not return to
+    # them (SET through a pooler that refused them at connect).
+    _reset_sql: str = _RESET_SESSION
     # The audit log's quoted name, once the runner knows it exists.
     audit_log: str | None = None
     # While a failing file is run again to locate its error: no notices twice.
@@ -226,10 +240,11 @@ class MigrationSession:
     def running(self) -> Iterator[MigrationSession]:
         """Watch for blockers and show server notices while the block runs."""
         self._guard_sql = self.lock.guard_sql()
+        self._reset_sql = _session_reset(self.conn)
         self.conn.add_notice_handler(self._on_notice)
         watch = BlockerWatch(
             self.lock.conn,
-            self.conn.info.backend_pid,
+            server_pid(self.conn),
             watch_interval(self.settings.table_lock_timeout),
             self.observer.statement_blocked,
         )
@@ -485,7 +500,7 @@ class MigrationSession:
                     ";\n".join(
                         [
                             _RESET_IDENTITY,
-                            _RESET_SESSION,
+                            self._reset_sql,
                             self._guard_sql,
                             record,
                             "SET LOCAL synchronous_commit TO off;\nCOMMIT",
@@ -493,7 +508,7 @@ class MigrationSession:
                     )
                 )
             else:
-                self.conn.execute(f"{_RESET_IDENTITY};\n{_RESET_SESSION}")
+                self.conn.execute(f"{_RESET_IDENTITY};\n{self._reset_sql}")
                 self.conn.execute(f"{self._guard_sql};\n{record}")
         except psycopg.Error as exc:
             raise self._record_failed(exc) from None
@@ -666,7 +681,7 @@ class MigrationSession:
 
     def _reset_session(self) -> None:
         with phase(self.conn, "the session reset before a retry", state="unknown"):
-            self.conn.execute(f"{_RESET_IDENTITY};\n{_RESET_SESSION}")
+            self.conn.execute(f"{_RESET_IDENTITY};\n{self._reset_sql}")
 
     def _lock_wait_exhausted(
         self, wait: _LockWaitTimedOut, retries: int

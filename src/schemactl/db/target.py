@@ -1,0 +1,137 @@
+"""Refuse a target that a migrating run cannot use safely, before anything is
+changed: a read-only standby, a database or role whose transactions are
+read-only by default, and a pooler in transaction or statement pooling mode
+(PgBouncer's), through which the session advisory lock cannot keep runners
+apart.
+
+Only the commands that change the database (and take the migration lock) ask:
+status, verify and log read through any pooler.
+"""
+
+from __future__ import annotations
+
+import psycopg
+
+from schemactl.config import Settings
+from schemactl.db.connection import (
+    Connection,
+    connect,
+    describe_connection,
+    is_pooled,
+    phase,
+    pooling_of,
+    reason_of,
+    select_row,
+    server_pid,
+    set_pooling,
+)
+from schemactl.errors import PoolerNotSupported, ReadOnlyTarget, SchemactlError
+
+POOLER_HINT = (
+    "connect to PostgreSQL directly (not through the pooler), or use session "
+    "pooling (pool_mode = session)"
+)
+# Rounds of the pooling probe: one settles it on an otherwise idle pool; the
+# others make it unlikely that other clients' traffic hides transaction pooling.
+PROBE_ROUNDS = 3
+_STATEMENT_POOLING = "statement pooling"
+
+
+def refuse_unsafe_target(conn: Connection, settings: Settings) -> None:
+    """Refuse a read-only target or a pooler that is not in session pooling.
+
+    The read-only check is one query (the session check rides along when it
+    has not run yet); a pooler, known from that check, is probed once.
+
+    Raises:
+        ReadOnlyTarget: a standby, or transactions read-only by default.
+        PoolerNotSupported: a pooler in transaction or statement pooling mode,
+            or one whose mode could not be found out.
+    """
+    with phase(conn, "connect", state="nothing was changed"):
+        in_recovery, read_only = select_row(
+            conn,
+            "pg_catalog.pg_is_in_recovery(), "
+            "pg_catalog.current_setting('transaction_read_only')",
+        )
+    target = describe_connection(conn)
+    if in_recovery:
+        raise ReadOnlyTarget(
+            f"{target} is a read-only standby (in recovery); nothing was changed",
+            hint="connect to the primary",
+        )
+    if read_only == "on":
+        raise ReadOnlyTarget(
+            f"{target} only allows read-only transactions "
+            "(default_transaction_read_only is on); nothing was changed",
+            hint="connect to a writable database, or as a role without "
+            "default_transaction_read_only",
+        )
+    if not is_pooled(conn):
+        return
+    mode = pooling_of(conn)
+    if mode is None:
+        mode = pooling_mode(conn, settings)
+        with phase(conn, "connect", state="nothing was changed"):
+            set_pooling(conn, mode)
+    if mode != "session":
+        raise PoolerNotSupported(
+            f"{target} is reached through a connection pooler in {mode} pooling "
+            "mode: a server connection serves another client after each "
+            f"{mode}, so the session advisory lock that keeps two runners apart "
+            "does not hold; nothing was changed",
+            hint=POOLER_HINT,
+        )
+
+
+def pooling_mode(conn: Connection, settings: Settings) -> str:
+    """Find out how the pooler in front of conn pools: "session",
+    "transaction" or "statement".
+
+    A probe with a second client connection, B, against conn's server backend
+    (pid a, from the session check): in session pooling a client keeps its
+    server connection for its whole life, so B never sees a, B's own pid never
+    changes, and conn keeps a. In transaction pooling conn's server connection
+    goes back to the pool after each transaction: an idle pool hands it to B
+    next (PgBouncer reuses the most recent one), or, with server_round_robin,
+    B's second transaction gets another connection than its first. Statement
+    pooling refuses B's BEGIN.
+
+    Raises:
+        PoolerNotSupported: when the probe fails (its mode stays unknown).
+    """
+    mine = server_pid(conn)
+    try:
+        with connect(settings, like=conn) as other:
+            for number in range(PROBE_ROUNDS):
+                if number == 0:
+                    other.execute("BEGIN")
+                first = _pid(other)
+                if number == 0:
+                    other.execute("COMMIT")
+                second = _pid(other)
+                again = _pid(conn)
+                if mine in (first, second) or first != second or again != mine:
+                    return "transaction"
+    except psycopg.Error as exc:
+        if _STATEMENT_POOLING in str(exc):
+            return "statement"
+        raise _unknown_mode(conn, reason_of(exc)) from None
+    except SchemactlError as exc:
+        raise _unknown_mode(conn, exc.message) from None
+    return "session"
+
+
+def _pid(conn: Connection) -> int:
+    row = conn.execute("SELECT pg_catalog.pg_backend_pid()").fetchone()
+    assert row is not None
+    return int(row[0])
+
+
+def _unknown_mode(conn: Connection, reason: str) -> PoolerNotSupported:
+    return PoolerNotSupported(
+        f"{describe_connection(conn)} is reached through a connection pooler "
+        f"whose pooling mode could not be found out ({reason}); nothing was "
+        "changed",
+        hint=POOLER_HINT,
+    )
