@@ -14,7 +14,7 @@ import signal
 import subprocess
 import sys
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import ExitStack, contextmanager
 from pathlib import Path
 from typing import Any
@@ -111,24 +111,43 @@ def fleet_env(fleet: Fleet, sql_dir: MigrationDir) -> dict[str, str]:
 
 
 def start_fleet(
-    fleet: Fleet, sql_dir: MigrationDir, *args: str, cwd: Path | None = None
+    fleet: Fleet,
+    sql_dir: MigrationDir,
+    *args: str,
+    cwd: Path | None = None,
+    env: dict[str, str | None] | None = None,
+    preexec_fn: Callable[[], None] | None = None,
 ) -> subprocess.Popen[str]:
+    """Start `schemactl ARGS` in the fleet's environment, with `env`'s
+    changes (None: unset)."""
+    environ = fleet_env(fleet, sql_dir)
+    for name, value in (env or {}).items():
+        if value is None:
+            environ.pop(name, None)
+        else:
+            environ[name] = value
     # -P, as the `schemactl` console script: the working directory is not on
     # sys.path.
     return subprocess.Popen(
         [sys.executable, "-P", "-m", "schemactl", *args],
-        env=fleet_env(fleet, sql_dir),
+        env=environ,
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         text=True,
         cwd=cwd,
+        preexec_fn=preexec_fn,
     )
 
 
 def run_fleet(
-    fleet: Fleet, sql_dir: MigrationDir, *args: str, cwd: Path | None = None
+    fleet: Fleet,
+    sql_dir: MigrationDir,
+    *args: str,
+    cwd: Path | None = None,
+    env: dict[str, str | None] | None = None,
+    preexec_fn: Callable[[], None] | None = None,
 ) -> subprocess.CompletedProcess[str]:
-    proc = start_fleet(fleet, sql_dir, *args, cwd=cwd)
+    proc = start_fleet(fleet, sql_dir, *args, cwd=cwd, env=env, preexec_fn=preexec_fn)
     stdout, stderr = proc.communicate(timeout=120)
     return subprocess.CompletedProcess(proc.args, proc.returncode, stdout, stderr)
 
@@ -432,15 +451,7 @@ def run_with_open_file_limit(
     def limit() -> None:
         resource.setrlimit(resource.RLIMIT_NOFILE, (soft, hard))
 
-    return subprocess.run(
-        [sys.executable, "-m", "schemactl", *args],
-        env=fleet_env(fleet, sql_dir),
-        capture_output=True,
-        text=True,
-        timeout=120,
-        preexec_fn=limit,
-        check=False,
-    )
+    return run_fleet(fleet, sql_dir, *args, preexec_fn=limit)
 
 
 UNREACHABLE = [
@@ -489,15 +500,8 @@ def test_an_empty_target_option_is_refused_not_run_on_database_url(
 ):
     (admin,) = fleet.add(1)
     sql_dir.write(FILES)
-    env = {**fleet_env(fleet, sql_dir), "DATABASE_URL": fleet.url(admin)}
-    done = subprocess.run(
-        [sys.executable, "-m", "schemactl", "migrate", *args],
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=60,
-        check=False,
-    )
+    env: dict[str, str | None] = {"DATABASE_URL": fleet.url(admin)}
+    done = run_fleet(fleet, sql_dir, "migrate", *args, env=env)
     assert done.returncode == 2, done.stderr
     assert "is empty" in done.stderr
     assert fleet.history(admin) == []
@@ -512,15 +516,8 @@ def test_the_target_query_is_one_statement_and_changes_nothing(fleet, sql_dir):
         f"COMMIT; DROP TABLE victim; SELECT '{name}'",
         f"SET TRANSACTION READ WRITE; DROP TABLE victim; SELECT '{name}'",
     ):
-        env = {**fleet_env(fleet, sql_dir), "DATABASE_URL": fleet.url(name)}
-        done = subprocess.run(
-            [sys.executable, "-m", "schemactl", "status", "--targets-query", query],
-            env=env,
-            capture_output=True,
-            text=True,
-            timeout=60,
-            check=False,
-        )
+        env: dict[str, str | None] = {"DATABASE_URL": fleet.url(name)}
+        done = run_fleet(fleet, sql_dir, "status", "--targets-query", query, env=env)
         assert done.returncode == 2, done.stderr
         assert "cannot insert multiple commands" in done.stderr
     with fleet.connect(name) as conn:
@@ -545,17 +542,10 @@ def test_a_group_query_needs_the_file_database_and_says_which_variable(
         'database-url-env = "FLEET_ADMIN_URL_UNSET"\n'
         '[groups.tenants]\nquery = "SELECT datname FROM pg_database"\n'
     )
-    env = fleet_env(fleet, sql_dir)
-    del env["DATABASE_URL"]
-    env["PGHOST"] = "127.0.0.1"  # libpq's defaults must not be used instead
-    done = subprocess.run(
-        [sys.executable, "-m", "schemactl", "status", "--group", "tenants"],
-        env=env,
-        cwd=tmp_path,
-        capture_output=True,
-        text=True,
-        timeout=60,
-        check=False,
+    # libpq's defaults (PGHOST) must not be used instead.
+    env = {"DATABASE_URL": None, "PGHOST": "127.0.0.1"}
+    done = run_fleet(
+        fleet, sql_dir, "status", "--group", "tenants", cwd=tmp_path, env=env
     )
     assert done.returncode == 2, done.stdout
     assert "FLEET_ADMIN_URL_UNSET is not set" in done.stderr
@@ -596,24 +586,10 @@ def test_problems_every_target_would_have_are_reported_once(
 def test_schemactl_jobs_is_read_by_fleet_runs_only(fleet, sql_dir):
     (name,) = fleet.add(1)
     sql_dir.write(FILES)
-    env = {**fleet_env(fleet, sql_dir), "SCHEMACTL_JOBS": "abc"}
-    single = subprocess.run(
-        [sys.executable, "-m", "schemactl", "-d", fleet.url(name), "status"],
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=60,
-        check=False,
-    )
+    env: dict[str, str | None] = {"SCHEMACTL_JOBS": "abc"}
+    single = run_fleet(fleet, sql_dir, "-d", fleet.url(name), "status", env=env)
     assert single.returncode == 0, single.stderr
-    many = subprocess.run(
-        [sys.executable, "-m", "schemactl", "status", "--target", fleet.url(name)],
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=60,
-        check=False,
-    )
+    many = run_fleet(fleet, sql_dir, "status", "--target", fleet.url(name), env=env)
     assert many.returncode == 2
     assert "SCHEMACTL_JOBS='abc': expected a whole number" in many.stderr
 
@@ -644,20 +620,7 @@ def test_labels_cannot_forge_lines(fleet, sql_dir):
 def test_a_closed_progress_stream_does_not_stop_the_run(fleet, sql_dir):
     names = fleet.add(3)
     sql_dir.write(FILES)
-    proc = subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "schemactl",
-            "migrate",
-            "--targets-query",
-            fleet.query(),
-        ],
-        env=fleet_env(fleet, sql_dir),
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-    )
+    proc = start_fleet(fleet, sql_dir, "migrate", "--targets-query", fleet.query())
     assert proc.stderr is not None
     proc.stderr.close()  # as `2>&1 | head -n 1` would, early
     stdout, _ = proc.communicate(timeout=120)
@@ -672,22 +635,8 @@ def test_a_signal_while_the_report_is_written_changes_nothing_of_it(fleet, sql_d
     # Status documents larger than a pipe holds: the report's write blocks
     # until the test reads, and the signal lands while it does.
     sql_dir.write({f"{n:04d}_f.sql": "SELECT 1;\n" for n in range(1, 301)})
-    proc = subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "schemactl",
-            "--format",
-            "json",
-            "status",
-            "--targets-query",
-            fleet.query(),
-        ],
-        env=fleet_env(fleet, sql_dir),
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-    )
+    query = ["--targets-query", fleet.query()]
+    proc = start_fleet(fleet, sql_dir, "--format", "json", "status", *query)
     assert proc.stderr is not None
     for line in proc.stderr:  # barrier: every target has ended
         if line.startswith(f"[{len(names)}/{len(names)}]"):
@@ -741,12 +690,13 @@ def test_a_signal_held_while_schemactl_starts_is_a_clean_cancel(fleet, sql_dir):
     def blocked() -> None:
         signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGINT, signal.SIGTERM})
 
-    proc = subprocess.Popen(
-        [sys.executable, "-P", "-m", "schemactl", "--format", "json", "migrate"],
-        env={**fleet_env(fleet, sql_dir), "DATABASE_URL": fleet.url(name)},
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
+    proc = start_fleet(
+        fleet,
+        sql_dir,
+        "--format",
+        "json",
+        "migrate",
+        env={"DATABASE_URL": fleet.url(name)},
         preexec_fn=blocked,
     )
     proc.send_signal(signal.SIGTERM)  # pending until schemactl unblocks it
