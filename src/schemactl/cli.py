@@ -679,18 +679,19 @@ def run_fleet_command(
     from schemactl import fleet as fleet_runner  # see module docstring
 
     meta = ctx.find_root().meta
-    result = fleet_runner.run_fleet(
-        command,
-        arguments,
-        targets,
-        environ=_child_environ(settings, file),
-        jobs=jobs,
-        fail_fast=fleet["fail_fast"],
-        observer=FleetProgress(stderr(), quiet=bool(meta.get(_QUIET, False))),
-    )
-    # Every target has ended: a signal now must not turn the report into
-    # "nothing was changed", nor cut it short.
+    # While targets run, run_fleet passes a signal on to them; once they have
+    # all ended, one is kept, not raised: the report is written whole, with
+    # the run's exit code (not "cancelled: nothing was changed").
     with deferred(lambda: None):
+        result = fleet_runner.run_fleet(
+            command,
+            arguments,
+            targets,
+            environ=_child_environ(settings, file),
+            jobs=jobs,
+            fail_fast=fleet["fail_fast"],
+            observer=FleetProgress(stderr(), quiet=bool(meta.get(_QUIET, False))),
+        )
         if output_format(ctx) == "json":
             print_document(ctx, result.exit_code, **machine.fleet_json(result))
         else:

@@ -88,13 +88,14 @@ def deferred(on_signal: Callable[[], None]) -> Iterator[None]:
     Used around a statement: raised inside psycopg, where a callback (a server
     notice) may be running, the exception would be printed and lost. on_signal
     cancels the statement instead, so the block ends soon; call
-    `raise_pending()` when it has.
+    `raise_pending()` when it has. Blocks nest: an inner one's callback
+    replaces the outer one's until it ends.
     """
-    _deferral.on_signal = on_signal
+    outer, _deferral.on_signal = _deferral.on_signal, on_signal
     try:
         yield
     finally:
-        _deferral.on_signal = None
+        _deferral.on_signal = outer
 
 
 def raise_pending() -> None:
