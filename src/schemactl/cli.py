@@ -6,7 +6,8 @@ after the command name.
 
 runner.py loads psycopg, which takes longer to import than everything else
 together, so the commands that need it import it when they run: `--help`, `new`
-and `sql` start without it.
+and `sql` start without it. Those imports hold SIGINT and SIGTERM back until
+they are done (interrupts.held): raised inside an import, a signal can be lost.
 """
 
 from __future__ import annotations
@@ -48,7 +49,12 @@ from schemactl.errors import (
     SchemactlError,
     UsageError,
 )
-from schemactl.interrupts import Interrupted, deferred, signals_cancel, take_pending
+from schemactl.interrupts import (
+    Interrupted,
+    held,
+    kept,
+    signals_cancel,
+)
 from schemactl.machine import FORMATS
 from schemactl.redaction import known_secrets, redact
 from schemactl.render import (
@@ -670,19 +676,20 @@ def run_fleet_command(
             settings = build_settings(ctx, **local)
     # A problem every target would report (no directory, two files of one
     # version) is reported once, before anything starts.
-    from schemactl.core.discovery import discover_migrations
-
+    with held():
+        from schemactl.core.discovery import discover_migrations
     discover_migrations(settings.directory)
     targets = _fleet_targets(fleet, group, settings)
     group_jobs = group.jobs if group is not None else None
     jobs = fleet["jobs"] or _jobs_from_environment() or group_jobs or 1
-    from schemactl import fleet as fleet_runner  # see module docstring
+    with held():  # imported when run: see module docstring
+        from schemactl import fleet as fleet_runner
 
     meta = ctx.find_root().meta
     # While targets run, run_fleet passes a signal on to them; once they have
     # all ended, one is kept, not raised: the report is written whole, with
     # the run's exit code (not "cancelled: nothing was changed").
-    with deferred(lambda: None):
+    with kept():
         result = fleet_runner.run_fleet(
             command,
             arguments,
@@ -696,7 +703,6 @@ def run_fleet_command(
             print_document(ctx, result.exit_code, **machine.fleet_json(result))
         else:
             render_fleet(result, stdout())
-    take_pending()
     ctx.exit(result.exit_code)
 
 
@@ -725,8 +731,9 @@ def _fleet_targets(
     Raises:
         UsageError: for a connection string libpq cannot read.
     """
-    from schemactl.core.fleet import named_target
-    from schemactl.db.admin import list_targets, unique_targets  # loads psycopg
+    with held():
+        from schemactl.core.fleet import named_target
+        from schemactl.db.admin import list_targets, unique_targets  # psycopg
 
     query = fleet["targets_query"] or (group.query if group is not None else None)
     if query is not None:
@@ -810,6 +817,8 @@ class SchemactlGroup(click.Group):
         fmt = output_format(ctx)
         if fmt == "json":
             doc = dict(ctx.meta.get(_DOCUMENT, {}))
+            if "cancelled" in doc:  # a fleet run's, stopped before its targets ran
+                doc["cancelled"] = isinstance(error, Cancelled)
             command = doc.pop("command", ctx.invoked_subcommand or "schemactl")
             failed = machine.document(
                 command, exit_code, **doc, error=machine.error_json(error)
@@ -874,7 +883,8 @@ def migrate(
         arguments += _flag("--allow-out-of-order", allow_out_of_order)
         arguments += [] if target is None else ["--to", str(target)]
         run_fleet_command(ctx, "migrate", arguments, fleet, local)
-    from schemactl import runner  # imported when run: see module docstring
+    with held():  # imported when run: see module docstring
+        from schemactl import runner
 
     doc = begin_document(ctx, "migrate", target=None, table=None, applied=[])
     settings = build_settings(ctx, **local)
@@ -888,16 +898,20 @@ def migrate(
             observer=progress,
         )
     finally:
-        progress.shutdown()
-    if output_format(ctx) == "json":
-        print_document(
-            ctx,
-            dry_run=result.dry_run,
-            planned=[machine.migration_json(m) for m in result.planned],
-            current_version=result.current_version,
-        )
-    else:
-        render_migrate(result, out)
+        # The work is done (or has failed and says so): a signal now is kept,
+        # or the report would end in "cancelled: nothing was changed".
+        with kept():
+            progress.shutdown()
+    with kept():
+        if output_format(ctx) == "json":
+            print_document(
+                ctx,
+                dry_run=result.dry_run,
+                planned=[machine.migration_json(m) for m in result.planned],
+                current_version=result.current_version,
+            )
+        else:
+            render_migrate(result, out)
 
 
 @cli.command()
@@ -926,7 +940,8 @@ def status(ctx: click.Context, /, with_exit_code: bool, **local: Any) -> None:
     if fleet is not None:
         arguments = _flag("--exit-code", with_exit_code)
         run_fleet_command(ctx, "status", arguments, fleet, local)
-    from schemactl import reports  # imported when run: see module docstring
+    with held():  # imported when run: see module docstring
+        from schemactl import reports
 
     begin_document(ctx, "status")
     report = reports.status(build_settings(ctx, **local))
@@ -972,7 +987,8 @@ def log_command(
       schemactl log --limit 20
       schemactl log --json | jq '.rows[] | select(.action == "rollback")'
     """
-    from schemactl import reports  # imported when run: see module docstring
+    with held():  # imported when run: see module docstring
+        from schemactl import reports
 
     begin_document(ctx, "log")
     if everything and ctx.get_parameter_source("limit") is ParameterSource.COMMANDLINE:
@@ -1029,7 +1045,8 @@ def verify(
         arguments = _flag("--strict", strict)
         arguments += _flag("--allow-out-of-order", allow_out_of_order)
         run_fleet_command(ctx, "verify", arguments, fleet, local)
-    from schemactl import reports  # imported when run: see module docstring
+    with held():  # imported when run: see module docstring
+        from schemactl import reports
 
     begin_document(ctx, "verify")
     report = reports.verify(
@@ -1106,7 +1123,8 @@ def rollback(
     """
     if steps is not None and target is not None:
         raise UsageError("use --steps or --to, not both")
-    from schemactl import runner  # imported when run: see module docstring
+    with held():  # imported when run: see module docstring
+        from schemactl import runner
 
     doc = begin_document(ctx, "rollback", target=None, table=None, rolled_back=[])
     settings = build_settings(ctx, **local)
@@ -1130,12 +1148,14 @@ def rollback(
             observer=progress,
         )
     finally:
-        progress.shutdown()
-    if output_format(ctx) == "json":
-        planned = [machine.migration_json(step.migration) for step in result.planned]
-        print_document(ctx, dry_run=result.dry_run, planned=planned)
-    else:
-        render_rollback(result, out)
+        with kept():
+            progress.shutdown()
+    with kept():
+        if output_format(ctx) == "json":
+            planned = [machine.migration_json(s.migration) for s in result.planned]
+            print_document(ctx, dry_run=result.dry_run, planned=planned)
+        else:
+            render_rollback(result, out)
 
 
 @cli.command()
@@ -1161,16 +1181,18 @@ def baseline(ctx: click.Context, /, version: int, **local: Any) -> None:
     Example:
       schemactl baseline --version 2
     """
-    from schemactl import runner  # imported when run: see module docstring
+    with held():  # imported when run: see module docstring
+        from schemactl import runner
 
     doc = begin_document(ctx, "baseline")
     settings = build_settings(ctx, **local)
     out, progress = _progress(ctx, doc)
     recorded = runner.baseline(settings, version=version, observer=progress)
-    if output_format(ctx) == "json":
-        print_document(ctx, recorded=[machine.migration_json(m) for m in recorded])
-    else:
-        render_baseline(recorded, out)
+    with kept():
+        if output_format(ctx) == "json":
+            print_document(ctx, recorded=[machine.migration_json(m) for m in recorded])
+        else:
+            render_baseline(recorded, out)
 
 
 @cli.command()
@@ -1204,15 +1226,17 @@ def repair(ctx: click.Context, /, yes: bool, **local: Any) -> None:
             raise UsageError("repair changes the history: pass --yes to confirm")
         return _ask("apply these changes?")
 
-    from schemactl import runner  # imported when run: see module docstring
+    with held():  # imported when run: see module docstring
+        from schemactl import runner
 
     result = runner.repair(settings, confirm=confirm, observer=progress)
-    if output_format(ctx) == "json":
-        print_document(
-            ctx, plan=machine.repair_plan_json(result.plan), repaired=result.applied
-        )
-    else:
-        render_repair(result, out)
+    with kept():
+        if output_format(ctx) == "json":
+            print_document(
+                ctx, plan=machine.repair_plan_json(result.plan), repaired=result.applied
+            )
+        else:
+            render_repair(result, out)
 
 
 @cli.command()
@@ -1245,7 +1269,8 @@ def new(
     begin_document(ctx, "new")
     settings = build_settings(ctx, needs_database=False, **local)
     out = stdout()
-    from schemactl import offline  # imported when run: see module docstring
+    with held():  # imported when run: see module docstring
+        from schemactl import offline
 
     created = offline.new_migration(
         settings.directory, name, with_down=with_down, timestamp=timestamp
@@ -1273,7 +1298,8 @@ def sql_command(ctx: click.Context, /, target: int | None, **local: Any) -> None
       schemactl sql > migrate.sql
       psql -v ON_ERROR_STOP=1 -f migrate.sql "$DATABASE_URL"
     """
-    from schemactl import offline  # imported when run: see module docstring
+    with held():  # imported when run: see module docstring
+        from schemactl import offline
 
     begin_document(ctx, "sql")
     settings = build_settings(ctx, needs_database=False, **local)
@@ -1336,7 +1362,8 @@ def lint_command(
       schemactl lint
       schemactl lint --format github sql/005_add_index.sql
     """
-    from schemactl import lint  # imported when run: see module docstring
+    with held():  # imported when run: see module docstring
+        from schemactl import lint
 
     begin_document(ctx, "lint")
     settings = build_settings(ctx, needs_database=False, **local)
@@ -1376,7 +1403,8 @@ def wait_command(ctx: click.Context, /, timeout: float, **local: Any) -> None:
     Example:
       schemactl wait --timeout 30 && schemactl create-db && schemactl migrate
     """
-    from schemactl import server  # imported when run: see module docstring
+    with held():  # imported when run: see module docstring
+        from schemactl import server
 
     begin_document(ctx, "wait")
     settings = build_settings(ctx, **local)
@@ -1402,7 +1430,8 @@ def create_db_command(ctx: click.Context, /, **local: Any) -> None:
     Example:
       schemactl -d postgresql://app@localhost/app_test create-db
     """
-    from schemactl import server  # imported when run: see module docstring
+    with held():  # imported when run: see module docstring
+        from schemactl import server
 
     begin_document(ctx, "create-db")
     change = server.create_db(build_settings(ctx, **local))
@@ -1427,7 +1456,8 @@ def drop_db_command(ctx: click.Context, /, yes: bool, **local: Any) -> None:
     Example:
       schemactl -d postgresql://app@localhost/app_test drop-db --yes
     """
-    from schemactl import server  # imported when run: see module docstring
+    with held():  # imported when run: see module docstring
+        from schemactl import server
 
     begin_document(ctx, "drop-db")
     settings = build_settings(ctx, **local)

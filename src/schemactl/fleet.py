@@ -66,11 +66,12 @@ class _Running:
 
     def tell(self, number: int) -> None:
         """Pass a signal on, once: a second one would abort the child's
-        clean-up."""
+        clean-up. os.kill, not Popen.send_signal: that polls, and would reap a
+        child this module reaps itself (its pid cannot be reused before)."""
         if not self.told:
             self.told = True
-            with suppress(ProcessLookupError):  # it has just ended
-                self.process.send_signal(number)
+            with suppress(ProcessLookupError):
+                os.kill(self.process.pid, number)
 
 
 def run_fleet(
@@ -136,7 +137,14 @@ def run_fleet(
                     break
                 # Retried by Python after a signal (PEP 475): pass_signal_on
                 # has told the children, and their exits end the wait.
-                pid, status = os.waitpid(-1, 0)
+                try:
+                    pid, status = os.waitpid(-1, 0)
+                except ChildProcessError:  # reaped elsewhere: statuses lost
+                    for lost in running.values():
+                        lost.process.returncode = EXIT_FAILED
+                        finish(_collect(lost, command), lost.index)
+                    running.clear()
+                    continue
                 finished = running.pop(pid, None)
                 if finished is not None:
                     finished.process.returncode = os.waitstatus_to_exitcode(status)
@@ -144,13 +152,9 @@ def run_fleet(
         finally:
             _end_all(running)  # after an unexpected error: leave no child
         signalled = take_pending()
-    why = (
-        "cancelled"
-        if signalled is not None
-        else "an earlier target failed (--fail-fast)"
-    )
-    for index, target in reversed(queue):
-        finish(TargetResult(target, Outcome.SKIPPED, None, last_words=why), index)
+        why = "cancelled" if signalled else "an earlier target failed (--fail-fast)"
+        for index, target in reversed(queue):
+            finish(TargetResult(target, Outcome.SKIPPED, None, last_words=why), index)
     return FleetResult(
         command,
         [result for result in results if result is not None],
@@ -187,7 +191,8 @@ def _collect(child: _Running, command: str) -> TargetResult:
     exit_code = child.process.returncode
     document = _read_document(child.stdout)
     last_words = _last_line(child.stderr)
-    if document is not None and document.get("command") != command:
+    # "schemactl": a signal stopped the child before it knew its command.
+    if document is not None and document.get("command") not in (command, "schemactl"):
         document = None
         last_words = f"its output is not a schemactl {command} document"
     if exit_code < 0:  # killed by a signal it could not handle (SIGKILL...)
@@ -250,8 +255,9 @@ def _end_all(running: dict[int, _Running]) -> None:
     """Cancel and reap the children still running (SIGTERM: a clean cancel)."""
     for child in running.values():
         child.tell(signal.SIGTERM)
-    for child in running.values():
-        child.process.wait()
+    for pid, child in running.items():
+        with suppress(ChildProcessError):
+            os.waitpid(pid, 0)
         child.stdout.close()
         child.stderr.close()
     running.clear()

@@ -98,6 +98,17 @@ def deferred(on_signal: Callable[[], None]) -> Iterator[None]:
         _deferral.on_signal = outer
 
 
+@contextmanager
+def kept() -> Iterator[None]:
+    """Keep (and then forget) a signal that lands in the block: for the work
+    after the work, such as printing a result, when a cancel would only tell
+    a lie ("nothing was changed") or cut the report short. A block inside
+    that defers with a callback of its own (fleet.py) takes precedence."""
+    with deferred(lambda: None):
+        yield
+    take_pending()
+
+
 def raise_pending() -> None:
     """Raise the signal a `deferred()` block kept, if any."""
     pending = take_pending()
@@ -125,7 +136,8 @@ def held() -> Iterator[None]:
 
     For start-up: raised inside an import, the exception can be swallowed by
     importlib (a module lock's callback) or break a class being created, and
-    the signal is lost.
+    the signal is lost. Blocked in the main thread only: schemactl starts no
+    other thread before its imports are done.
     """
     signal.pthread_sigmask(signal.SIG_BLOCK, HANDLED_SIGNALS)
     try:

@@ -7,12 +7,15 @@ Barriers, never sleeps: a test waits for a state it can see in the database.
 
 from __future__ import annotations
 
+import contextlib
+import fcntl
 import json
 import os
 import resource
 import signal
 import subprocess
 import sys
+import time
 import uuid
 from collections.abc import Callable, Iterator
 from contextlib import ExitStack, contextmanager
@@ -24,7 +27,7 @@ import pytest
 
 from schemactl.config import parse_table_name
 from schemactl.db.lock import advisory_lock_key
-from tests.cli.test_faults import wait_for
+from tests.cli.test_faults import BARRIER_TIMEOUT, wait_for
 from tests.conftest import MigrationDir, janitor_for, url_for
 
 FILES = {
@@ -707,3 +710,105 @@ def test_a_signal_held_while_schemactl_starts_is_a_clean_cancel(fleet, sql_dir):
     )
     assert json.loads(stdout)["error"]["type"] == "Cancelled"
     assert fleet.history(name) == []
+
+
+# --- signals while output is blocked (a reader that does not read) -------------
+
+F_SETPIPE_SZ = 1031  # fcntl.F_SETPIPE_SZ (Linux), not exported by Python 3.11
+
+
+def full_pipe() -> tuple[int, int]:
+    """A pipe of one page, already full: the next write to it blocks."""
+    read_end, write_end = os.pipe()
+    fcntl.fcntl(write_end, F_SETPIPE_SZ, 4096)
+    os.set_blocking(write_end, False)
+    with contextlib.suppress(BlockingIOError):
+        while True:
+            os.write(write_end, b"." * 4096)
+    os.set_blocking(write_end, True)
+    return read_end, write_end
+
+
+def drain(read_end: int) -> str:
+    chunks = []
+    while chunk := os.read(read_end, 65536):
+        chunks.append(chunk)
+    os.close(read_end)
+    return b"".join(chunks).decode().lstrip(".")
+
+
+def wait_until(condition: Callable[[], bool], what: str) -> None:
+    """Poll until condition() holds (a barrier on process state)."""
+    deadline = time.monotonic() + BARRIER_TIMEOUT
+    while time.monotonic() < deadline:
+        if condition():
+            return
+        time.sleep(0.01)  # polling interval of the barrier, not a timing guess
+    pytest.fail(f"barrier not reached: {what}")
+
+
+def blocked_writing(pid: int) -> bool:
+    """True while the process is blocked writing to a full pipe."""
+    return "pipe_write" in Path(f"/proc/{pid}/wchan").read_text()
+
+
+def ended(pid: int) -> bool:
+    """True once the process has exited (a zombie its parent has not reaped)."""
+    return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0] == "Z"
+
+
+def test_a_signal_after_a_single_migrate_finished_keeps_its_report(fleet, sql_dir):
+    (name,) = fleet.add(1)
+    sql_dir.write(FILES)
+    read_end, write_end = full_pipe()
+    proc = subprocess.Popen(
+        [sys.executable, "-P", "-m", "schemactl", "-q", "migrate"],
+        env={**fleet_env(fleet, sql_dir), "DATABASE_URL": fleet.url(name)},
+        stdout=write_end,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    os.close(write_end)
+    wait_until(lambda: blocked_writing(proc.pid), "the result line waits")
+    assert fleet.history(name) == [(1, True), (2, True)]
+    proc.send_signal(signal.SIGTERM)
+    stdout = drain(read_end)
+    _, stderr = proc.communicate(timeout=60)
+    assert proc.returncode == 0, stderr
+    assert stdout.startswith("applied 2 migrations in ")
+    assert "cancelled" not in stderr
+
+
+def test_a_signal_while_progress_waits_and_every_child_has_ended(fleet, sql_dir):
+    names = fleet.add(3)
+    sql_dir.write(FILES)
+    read_end, write_end = full_pipe()
+    proc = subprocess.Popen(
+        [sys.executable, "-P", "-m", "schemactl", "--format", "json", "migrate",
+         "--targets-query", fleet.query(), "--jobs", "3"],
+        env=fleet_env(fleet, sql_dir),
+        stdout=subprocess.PIPE,
+        stderr=write_end,
+        text=True,
+    )  # fmt: skip
+    os.close(write_end)
+    # The first target's progress line waits; the others end meanwhile, and
+    # nobody has reaped them yet.
+    wait_until(lambda: blocked_writing(proc.pid), "the first progress line waits")
+    wait_until(
+        lambda: (
+            len(children_of(proc.pid)) == 2
+            and all(ended(child) for child in children_of(proc.pid))
+        ),
+        "the other children have ended",
+    )
+    proc.send_signal(signal.SIGTERM)
+    progress = drain(read_end)
+    stdout, _ = proc.communicate(timeout=60)
+    assert "Traceback" not in progress
+    doc = json.loads(stdout)
+    assert proc.returncode == doc["exit_code"] == 143  # it came during the run
+    assert doc["cancelled"] is True
+    assert doc["counts"] == {"ok": 3}
+    for name in names:
+        assert fleet.history(name) == [(1, True), (2, True)]

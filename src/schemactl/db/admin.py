@@ -131,8 +131,6 @@ def unique_targets(targets: list[Target]) -> list[Target]:
             raise UsageError(
                 f"cannot read the connection string of target {target.label}"
             ) from None
-        if params.get("port") == _DEFAULT_PORT:
-            del params["port"]
         identity = tuple(
             sorted((k, str(v)) for k, v in params.items() if k in _IDENTITY_KEYS)
         )
@@ -143,8 +141,10 @@ def unique_targets(targets: list[Target]) -> list[Target]:
 
 
 # What names a database; the rest (password, timeouts, options) does not.
+# Compared as written: a key left out is filled in by libpq (PGPORT, a service
+# file) and may differ, so two targets that only may be one both run (the
+# second waits for the first one's lock); none is ever dropped by a guess.
 _IDENTITY_KEYS = frozenset({"service", "host", "hostaddr", "port", "dbname", "user"})
-_DEFAULT_PORT = "5432"
 
 
 def create_database(settings: Settings, name: str) -> bool:
