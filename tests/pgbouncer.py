@@ -89,13 +89,15 @@ def start_pgbouncer(
     *,
     settings: Mapping[str, str],
     databases: Mapping[str, Mapping[str, str]] | None = None,
+    port: int | None = None,
 ) -> PgBouncer:
     """Start PgBouncer in front of the test server and wait until it listens.
 
     settings: the [pgbouncer] section (pool_mode, default_pool_size, ...) over
     ours. databases: named entries (NAME -> extra keys such as dbname,
     pool_mode); a fallback ``*`` entry sends any other database name to the
-    same database on the server. Runs as the ``postgres`` OS user when root
+    same database on the server. port: listen there (with so_reuseport = 1,
+    several processes may share one port), else on a free one. Runs as the ``postgres`` OS user when root
     (PgBouncer refuses to run as root).
     """
     binary = pgbouncer_binary()
@@ -117,7 +119,7 @@ def start_pgbouncer(
         lines.append(
             f"{name} = " + " ".join(f"{k}={_value(v)}" for k, v in keys.items())
         )
-    port = free_port()
+    port = port or free_port()
     section = {
         "listen_addr": "127.0.0.1",
         "listen_port": str(port),

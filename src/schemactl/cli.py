@@ -27,12 +27,14 @@ from schemactl.config import (
     DEFAULT_CONNECT_TIMEOUT,
     DEFAULT_DIR,
     DEFAULT_LOCK_TIMEOUT,
+    DEFAULT_POOLER,
     DEFAULT_TABLE,
     DEFAULT_TABLE_LOCK_BACKOFF,
     DEFAULT_TABLE_LOCK_RETRIES,
     DEFAULT_TABLE_LOCK_TIMEOUT,
     MAX_RETRIES,
     MAX_SECONDS,
+    POOLER_CHOICES,
     Settings,
     parse_table_name,
 )
@@ -367,6 +369,20 @@ def lock_timeout_option(function: F) -> F:
     )(function)
 
 
+def pooler_option(function: F) -> F:
+    """Add --pooler to a command that takes the migration lock."""
+    return click.option(
+        "--pooler",
+        type=click.Choice(POOLER_CHOICES),
+        default=DEFAULT_POOLER,
+        envvar="SCHEMACTL_POOLER",
+        show_default=True,
+        help="auto: refuse to change a database reached through a connection "
+        "pooler; session: every pooler in front of it uses session pooling "
+        "(pool_mode = session) [env: SCHEMACTL_POOLER].",
+    )(function)
+
+
 def table_lock_timeout_option(function: F) -> F:
     """Add --table-lock-timeout: how long one statement waits for a table lock."""
     return click.option(
@@ -470,6 +486,7 @@ DEFAULTS: dict[str, Any] = {
     "table_lock_retries": DEFAULT_TABLE_LOCK_RETRIES,
     "table_lock_backoff": DEFAULT_TABLE_LOCK_BACKOFF,
     "statement_timeout": None,
+    "pooler": DEFAULT_POOLER,
 }
 _GIVEN = (ParameterSource.COMMANDLINE, ParameterSource.ENVIRONMENT)
 
@@ -535,6 +552,7 @@ def resolve_settings(
         table_lock_retries=values["table_lock_retries"],
         table_lock_backoff=values["table_lock_backoff"],
         statement_timeout=values["statement_timeout"],
+        pooler=values["pooler"],
         secrets=secrets,
     )
     return settings, origins, file
@@ -758,6 +776,7 @@ def _child_environ(settings: Settings, file: FileSettings | None) -> dict[str, s
         SCHEMACTL_TABLE_LOCK_TIMEOUT=repr(settings.table_lock_timeout),
         SCHEMACTL_TABLE_LOCK_RETRIES=str(settings.table_lock_retries),
         SCHEMACTL_TABLE_LOCK_BACKOFF=repr(settings.table_lock_backoff),
+        SCHEMACTL_POOLER=settings.pooler,
     )
     if settings.statement_timeout is not None:
         environ["SCHEMACTL_STATEMENT_TIMEOUT"] = repr(settings.statement_timeout)
@@ -848,6 +867,7 @@ def cli(**_: Any) -> None:
 @cli.command()
 @shared_options(with_env=False)
 @lock_timeout_option
+@pooler_option
 @statement_options
 @click.option("--to", "target", type=int, metavar="V", help="Apply up to version V.")
 @click.option(
@@ -1079,6 +1099,7 @@ def verify(
 @cli.command()
 @shared_options(with_env=False)
 @lock_timeout_option
+@pooler_option
 @statement_options
 @click.option(
     "--steps",
@@ -1161,6 +1182,7 @@ def rollback(
 @cli.command()
 @shared_options(with_env=False)
 @lock_timeout_option
+@pooler_option
 @table_lock_timeout_option
 @click.option(
     "--version",
@@ -1198,6 +1220,7 @@ def baseline(ctx: click.Context, /, version: int, **local: Any) -> None:
 @cli.command()
 @shared_options(with_env=False)
 @lock_timeout_option
+@pooler_option
 @table_lock_timeout_option
 @click.option(
     "--yes", is_flag=True, help="Apply without asking (needed off a terminal)."
@@ -1314,6 +1337,7 @@ def sql_command(ctx: click.Context, /, target: int | None, **local: Any) -> None
 @cli.command("config")
 @shared_options(with_env=False)
 @lock_timeout_option
+@pooler_option
 @statement_options
 @json_flag
 @click.pass_context

@@ -26,6 +26,11 @@ DEFAULT_TABLE_LOCK_BACKOFF = 1.0
 MAX_SECONDS = 2_147_483
 MAX_RETRIES = 100
 APPLICATION_NAME = "schemactl"
+# --pooler: "auto" refuses a pooler that was detected (its pooling mode cannot
+# be proven from the client); "session" declares that every pooler in front of
+# the server pools sessions (the probe still runs, as a safety net).
+POOLER_CHOICES = ("auto", "session")
+DEFAULT_POOLER = "auto"
 # PostgreSQL truncates longer identifiers (NAMEDATALEN - 1); refuse instead.
 MAX_IDENTIFIER_BYTES = 63
 
@@ -92,4 +97,5 @@ class Settings:
     table_lock_retries: int = DEFAULT_TABLE_LOCK_RETRIES
     table_lock_backoff: float = DEFAULT_TABLE_LOCK_BACKOFF
     statement_timeout: float | None = None
+    pooler: str = DEFAULT_POOLER
     secrets: tuple[str, ...] = ()

@@ -18,7 +18,13 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from schemactl.config import MAX_RETRIES, MAX_SECONDS, parse_table_name, quote_conninfo
+from schemactl.config import (
+    MAX_RETRIES,
+    MAX_SECONDS,
+    POOLER_CHOICES,
+    parse_table_name,
+    quote_conninfo,
+)
 from schemactl.errors import UsageError
 
 CONFIG_FILE = "schemactl.toml"
@@ -39,6 +45,7 @@ _PLAIN_KEYS = {
     "table-lock-retries": "table_lock_retries",
     "table-lock-backoff": "table_lock_backoff",
     "statement-timeout": "statement_timeout",
+    "pooler": "pooler",
 }
 # Three ways to name the database; at most one per level, and an environment
 # that names one replaces the top level's.
@@ -279,6 +286,12 @@ class _Level:
 
 
 def _checked(path: Path, origin: str, key: str, name: str, value: Any) -> Any:
+    if name == "pooler":
+        if value not in POOLER_CHOICES:
+            raise _bad(
+                path, f"{key} in {origin} must be one of {', '.join(POOLER_CHOICES)}"
+            )
+        return value
     if name in ("directory", "table"):
         if not isinstance(value, str) or not value:
             raise _bad(path, f"{key} in {origin} must be a non-empty string")

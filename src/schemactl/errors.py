@@ -177,10 +177,11 @@ class ReadOnlyTarget(SchemactlError):
 
 
 class PoolerNotSupported(SchemactlError):
-    """The target is reached through a connection pooler that hands a server
-    connection to a client per transaction or per statement (PgBouncer's
-    transaction and statement pooling): the session advisory lock that keeps
-    runners apart cannot work through it."""
+    """The target is reached through a connection pooler that was not declared
+    a session pooler (--pooler session), or that hands a server connection to a
+    client per transaction or per statement (PgBouncer's transaction and
+    statement pooling), or whose mode could not be checked: the session
+    advisory lock that keeps runners apart cannot be relied on through it."""
 
     exit_code = EXIT_UNAVAILABLE
 

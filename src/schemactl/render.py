@@ -318,6 +318,7 @@ def _config_values(settings: Settings) -> dict[str, Any]:
         "table_lock_retries": settings.table_lock_retries,
         "table_lock_backoff": settings.table_lock_backoff,
         "statement_timeout": settings.statement_timeout,
+        "pooler": settings.pooler,
     }
 
 

@@ -24,6 +24,7 @@ CLEAN_ENV: dict[str, str | None] = dict.fromkeys(
         "SCHEMACTL_TABLE_LOCK_RETRIES",
         "SCHEMACTL_TABLE_LOCK_BACKOFF",
         "SCHEMACTL_STATEMENT_TIMEOUT",
+        "SCHEMACTL_POOLER",
         "SCHEMACTL_ENV",
         "SCHEMACTL_CONFIG",
     )
@@ -100,6 +101,32 @@ def test_flag_beats_env_beats_file(
     found = json.loads(result.stdout)["settings"][setting]
     expected_flag = from_flag if setting == "table" else float(from_flag)
     assert (found["value"], found["source"]) == (expected_flag, f"option {option}")
+
+
+def test_the_pooler_setting_comes_from_flag_env_file_or_default(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+
+    def pooler(*args: str, env: dict[str, str] | None = None) -> Any:
+        return settings_json(*args, env=env)["settings"]["pooler"]
+
+    assert pooler() == {"value": "auto", "source": "default"}
+    (tmp_path / "schemactl.toml").write_text('pooler = "session"\n')
+    assert pooler() == {"value": "session", "source": "schemactl.toml"}
+    with_env = {"SCHEMACTL_POOLER": "auto"}
+    assert pooler(env=with_env) == {"value": "auto", "source": "env SCHEMACTL_POOLER"}
+    result = invoke("config", "--json", "--pooler", "session", env=with_env)
+    assert json.loads(result.stdout)["settings"]["pooler"] == {
+        "value": "session",
+        "source": "option --pooler",
+    }
+    text = invoke("config").stdout.splitlines()
+    assert [line.split() for line in text if line.startswith("pooler ")] == [
+        ["pooler", "session", "schemactl.toml"]
+    ]
+    (tmp_path / "schemactl.toml").write_text('pooler = "transaction"\n')
+    refused = invoke("config")
+    assert refused.exit_code == 2, refused.output
+    assert "pooler in schemactl.toml must be one of auto, session" in refused.output
 
 
 def test_without_a_file_everything_is_a_default(tmp_path, monkeypatch):

@@ -1,11 +1,13 @@
 """schemactl behind real PgBouncer processes (Debian's package, started here).
 
-Session pooling works like a direct connection: settings (refused in the
-startup packet, or dropped by ignore_startup_parameters) are SET and SET again
-after each file's reset, the migration lock and its guard use the server's own
-pids, and runners through the pooler and direct ones share one lock.
-Transaction and statement pooling are refused before anything is changed
-(exit 3); status, verify and log still read through them.
+A detected pooler is refused for the commands that change the database
+(exit 3) unless session pooling is declared (--pooler session); then the probe
+still refuses transaction and statement pooling, within a bounded time.
+Declared session pooling works like a direct connection: settings (refused in
+the startup packet, or dropped by ignore_startup_parameters) are SET and SET
+again after each file's reset, the migration lock and its guard use the
+server's own pids, and runners through the pooler and direct ones share one
+lock. status, verify and log read through any pooler.
 """
 
 from __future__ import annotations
@@ -51,7 +53,7 @@ from tests.conftest import (
     runner_env,
     url_for,
 )
-from tests.pgbouncer import PgBouncer, start_pgbouncer, warm_up
+from tests.pgbouncer import PgBouncer, free_port, start_pgbouncer, warm_up
 from tests.wire import counting_proxy
 
 Connection = psycopg.Connection[Any]
@@ -89,6 +91,12 @@ HINT = (
     "  hint: connect to PostgreSQL directly (not through the pooler), or use session "
     "pooling (pool_mode = session)"
 )
+DECLARE_HINT = (
+    "  hint: connect to PostgreSQL directly, or, if every pooler in front of it "
+    "uses pool_mode = session, say so with --pooler session "
+    "(SCHEMACTL_POOLER=session)"
+)
+SESSION = ("--pooler", "session")
 
 
 @pytest.fixture(scope="module")
@@ -165,7 +173,7 @@ def cli(
 
 
 def settings_of(url: str) -> Settings:
-    return Settings(database_url=url, table_lock_timeout=7)
+    return Settings(database_url=url, table_lock_timeout=7, pooler="session")
 
 
 # --- what a connection finds out about its session -----------------------------
@@ -258,7 +266,9 @@ def test_migrate_and_status_work_through_a_session_pooler_with_the_settings(
         }
     )
     url = target.through(pool)
-    done = cli("migrate", "--table-lock-timeout", "7", url=url, sql_dir=sql_dir)
+    done = cli(
+        "migrate", *SESSION, "--table-lock-timeout", "7", url=url, sql_dir=sql_dir
+    )
     assert done.returncode == 0, done.stderr
     assert done.stdout.splitlines()[-1].startswith("applied 2 migrations in ")
     assert "target: postgres@127.0.0.1:" in done.stderr
@@ -280,14 +290,22 @@ def test_migrate_and_status_work_through_a_session_pooler_with_the_settings(
     )
     verify = cli("verify", url=url, sql_dir=sql_dir)
     assert verify.returncode == 0, verify.stderr
-    rolled_back = cli("rollback", url=url, sql_dir=sql_dir)
+    rolled_back = cli("rollback", *SESSION, url=url, sql_dir=sql_dir)
     assert rolled_back.returncode == 0, rolled_back.stderr
     assert history(db) == [(1, True)]
 
 
 def start_runner(url: str, sql_dir: MigrationDir) -> subprocess.Popen[str]:
     return subprocess.Popen(
-        [sys.executable, "-m", "schemactl", "migrate", "--lock-timeout", "120"],
+        [
+            sys.executable,
+            "-m",
+            "schemactl",
+            "migrate",
+            *SESSION,
+            "--lock-timeout",
+            "120",
+        ],
         env=runner_env(url, sql_dir),
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
@@ -369,6 +387,7 @@ def test_a_pooler_name_for_the_database_shares_the_lock_with_direct_runners(
             holder.execute("SELECT pg_advisory_lock(%s)", (key,))
             done = cli(
                 "migrate",
+                *SESSION,
                 "--lock-timeout",
                 "0",
                 url=bouncer.url("app_alias"),
@@ -377,7 +396,7 @@ def test_a_pooler_name_for_the_database_shares_the_lock_with_direct_runners(
             assert done.returncode == 3, done.stderr
             assert f"(held by pid {holder.info.backend_pid}," in done.stderr
         assert public_tables(db) == []
-        done = cli("migrate", url=bouncer.url("app_alias"), sql_dir=sql_dir)
+        done = cli("migrate", *SESSION, url=bouncer.url("app_alias"), sql_dir=sql_dir)
         assert done.returncode == 0, done.stderr
         assert history(db) == [(1, True)]
     finally:
@@ -398,6 +417,7 @@ def test_a_blocked_statement_names_its_blocker_through_a_session_pooler(
         blocker.execute("SELECT * FROM a")
         done = cli(
             "migrate",
+            *SESSION,
             "--table-lock-timeout",
             "1",
             "--table-lock-retries",
@@ -430,7 +450,7 @@ def test_a_runner_killed_behind_a_session_pooler_commits_nothing_and_frees_the_l
     with psycopg.connect(target.direct, autocommit=True) as blocker:
         blocker.execute("BEGIN")
         blocker.execute("SELECT * FROM a")  # ACCESS SHARE, held until rollback
-        proc = start(url, sql_dir, "migrate", "--table-lock-timeout", "0")
+        proc = start(url, sql_dir, "migrate", *SESSION, "--table-lock-timeout", "0")
         try:
             (waiting,) = wait_for(db, RUNNER_WAITING_ON_LOCK)
             proc.kill()
@@ -446,7 +466,7 @@ def test_a_runner_killed_behind_a_session_pooler_commits_nothing_and_frees_the_l
         blocker.execute("ROLLBACK")
     assert not has_column(db, "a", "y")
     assert history(db) == []
-    done = cli("migrate", url=url, sql_dir=sql_dir)
+    done = cli("migrate", *SESSION, url=url, sql_dir=sql_dir)
     assert done.returncode == 0, done.stderr
     assert has_column(db, "a", "y")
 
@@ -461,7 +481,7 @@ def test_sigint_behind_a_session_pooler_cancels_the_statement(
             "002_sleep.sql": "INSERT INTO one VALUES (1);\nSELECT pg_sleep(60);\n",
         }
     )
-    proc = start(target.through("session"), sql_dir, "migrate")
+    proc = start(target.through("session"), sql_dir, "migrate", *SESSION)
     try:
         wait_for(db, RUNNER_RUNNING, "%SELECT pg_sleep(60)%")
         proc.send_signal(signal.SIGINT)
@@ -478,7 +498,97 @@ def test_sigint_behind_a_session_pooler_cancels_the_statement(
     wait_for(db, NO_ADVISORY_LOCK)
 
 
-# --- transaction and statement pooling are refused ----------------------------
+# --- a pooler is refused unless session pooling is declared --------------------
+
+
+def refused_by_default(target: Target, url: str, port: int, sql_dir: MigrationDir):
+    """Assert that each changing command is refused on url with --pooler auto
+    (by flag, by SCHEMACTL_POOLER and by default)."""
+
+    def refused(*args: str, env: dict[str, str] | None = None) -> None:
+        done = subprocess.run(
+            [sys.executable, "-m", "schemactl", *args],
+            env={**runner_env(url, sql_dir), **(env or {})},
+            capture_output=True,
+            text=True,
+            timeout=60,
+            check=False,
+        )
+        assert done.returncode == 3, (args, done.stderr)
+        lines = done.stderr.splitlines()
+        assert lines[0] == (
+            f"error: postgres@127.0.0.1:{port}/{target.dbname} is reached through "
+            "a connection pooler (the process number it gave is not the "
+            "server's): its pooling mode cannot be proven from here (several "
+            "poolers behind one address share no pools), and through "
+            "transaction or statement pooling the session advisory lock that "
+            "keeps two runners apart does not hold; nothing was changed"
+        ), done.stderr
+        assert DECLARE_HINT in lines
+        assert "Traceback" not in done.stderr
+        assert done.stdout == ""
+
+    refused("migrate")
+    refused("migrate", "--pooler", "auto", env={"SCHEMACTL_POOLER": "session"})
+    refused("baseline", "--version", "1", env={"SCHEMACTL_POOLER": "auto"})
+    refused("rollback")
+    refused("repair", "--yes")
+
+
+@pytest.mark.parametrize("pool", ["session", *REFUSED_POOLS])
+def test_a_pooler_is_refused_unless_session_pooling_is_declared(
+    target: Target, db: Connection, sql_dir: MigrationDir, pool: str
+):
+    sql_dir.write({"001_one.sql": "CREATE TABLE one (id int);\n"})
+    url = target.through(pool)
+    refused_by_default(target, url, target.bouncers(pool).port, sql_dir)
+    assert public_tables(db) == []
+    # Reads go on through it.
+    status = cli("status", url=url, sql_dir=sql_dir)
+    assert status.returncode == 0, status.stderr
+    if pool == "session":
+        done = cli("migrate", *SESSION, url=url, sql_dir=sql_dir)
+        assert done.returncode == 0, done.stderr
+        assert history(db) == [(1, True)]
+
+
+def test_two_transaction_poolers_on_one_port_are_refused_by_default(
+    server_conninfo: dict[str, Any],
+    target: Target,
+    db: Connection,
+    sql_dir: MigrationDir,
+):
+    """Two PgBouncer processes share a port (so_reuseport = 1): a second client
+    may land in the other process's pool, where the probe would see what
+    session pooling shows. The pooler is refused without any probe."""
+    port = free_port()
+    settings = {
+        "pool_mode": "transaction",
+        "default_pool_size": "1",
+        "so_reuseport": "1",
+    }
+    bouncers = [
+        start_pgbouncer(server_conninfo, settings=settings, port=port) for _ in range(2)
+    ]
+    try:
+        assert all(b.process.poll() is None for b in bouncers)
+        sql_dir.write(
+            {
+                "001_one.sql": "CREATE TABLE one (id int);\n",
+                "001_one.down.sql": "DROP TABLE one;\n",
+            }
+        )
+        url = bouncers[0].url(target.dbname)
+        refused_by_default(target, url, port, sql_dir)
+        assert public_tables(db) == []
+        status = cli("status", url=url, sql_dir=sql_dir)
+        assert status.returncode == 0, status.stderr
+    finally:
+        for bouncer in bouncers:
+            bouncer.stop()
+
+
+# --- declared, yet transaction or statement pooling: the probe refuses ---------
 
 
 @pytest.mark.parametrize("pool", REFUSED_POOLS)
@@ -496,7 +606,7 @@ def test_changing_commands_are_refused_through_transaction_and_statement_pooling
     server_default = scalar(db, "SHOW lock_timeout")
 
     def refused(*args: str) -> None:
-        done = cli(*args, url=url, sql_dir=sql_dir)
+        done = cli(*args, *SESSION, url=url, sql_dir=sql_dir)
         assert done.returncode == 3, (args, done.stderr)
         lines = done.stderr.splitlines()
         assert lines[0] == (

@@ -1,8 +1,9 @@
 """Refuse a target that a migrating run cannot use safely, before anything is
 changed: a read-only standby, a database or role whose transactions are
-read-only by default, and a pooler in transaction or statement pooling mode
-(PgBouncer's), through which the session advisory lock cannot keep runners
-apart.
+read-only by default, and a connection pooler, unless the user declares that it
+pools sessions (--pooler session): through transaction or statement pooling the
+session advisory lock cannot keep runners apart, and the pooling mode cannot be
+proven from the client (several poolers behind one address share no pools).
 
 Only the commands that change the database (and take the migration lock) ask:
 status, verify and log read through any pooler.
@@ -31,6 +32,10 @@ POOLER_HINT = (
     "connect to PostgreSQL directly (not through the pooler), or use session "
     "pooling (pool_mode = session)"
 )
+DECLARE_HINT = (
+    "connect to PostgreSQL directly, or, if every pooler in front of it uses "
+    "pool_mode = session, say so with --pooler session (SCHEMACTL_POOLER=session)"
+)
 # Rounds of the pooling probe: one settles it on an otherwise idle pool; the
 # others make it unlikely that other clients' traffic hides transaction pooling.
 PROBE_ROUNDS = 3
@@ -38,15 +43,18 @@ _STATEMENT_POOLING = "statement pooling"
 
 
 def refuse_unsafe_target(conn: Connection, settings: Settings) -> None:
-    """Refuse a read-only target or a pooler that is not in session pooling.
+    """Refuse a read-only target, and a pooler unless session pooling was
+    declared (and the probe does not contradict it).
 
     The read-only check is one query (the session check rides along when it
-    has not run yet); a pooler, known from that check, is probed once.
+    has not run yet); a pooler, known from that check, is refused with
+    --pooler auto, and probed once with --pooler session.
 
     Raises:
         ReadOnlyTarget: a standby, or transactions read-only by default.
-        PoolerNotSupported: a pooler in transaction or statement pooling mode,
-            or one whose mode could not be found out.
+        PoolerNotSupported: a pooler not declared as a session pooler; or one
+            declared so, found in transaction or statement pooling mode, or
+            whose mode could not be found out.
     """
     with phase(conn, "connect", state="nothing was changed"):
         in_recovery, read_only = select_row(
@@ -69,6 +77,16 @@ def refuse_unsafe_target(conn: Connection, settings: Settings) -> None:
         )
     if not is_pooled(conn):
         return
+    if settings.pooler != "session":
+        raise PoolerNotSupported(
+            f"{target} is reached through a connection pooler (the process "
+            "number it gave is not the server's): its pooling mode cannot be "
+            "proven from here (several poolers behind one address share no "
+            "pools), and through transaction or statement pooling the session "
+            "advisory lock that keeps two runners apart does not hold; nothing "
+            "was changed",
+            hint=DECLARE_HINT,
+        )
     mode = pooling_of(conn)
     if mode is None:
         mode = pooling_mode(conn, settings)
