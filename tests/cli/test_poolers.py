@@ -15,6 +15,7 @@ from __future__ import annotations
 import signal
 import subprocess
 import sys
+import time
 import uuid
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
@@ -76,6 +77,13 @@ POOLS: dict[str, dict[str, str]] = {
         "default_pool_size": "4",
         "server_round_robin": "1",
         "ignore_startup_parameters": "options",
+    },
+    # Nothing reset between clients: what one client leaves on a server
+    # connection (a prepared statement) meets the next.
+    "session-no-reset": {
+        "pool_mode": "session",
+        "default_pool_size": "2",
+        "server_reset_query": "",
     },
 }
 # Pools that hold this many idle server connections before the test (warmed).
@@ -718,6 +726,42 @@ def test_options_of_the_user_are_not_dropped_where_a_pooler_refuses_them(
     assert "it refuses the startup parameter `options`" in done.stderr
     assert "PGOPTIONS" in done.stderr
     assert "Traceback" not in done.stderr
+
+
+def test_no_prepared_statement_is_left_on_a_pooled_server_connection(
+    target: Target, db: Connection, sql_dir: MigrationDir
+):
+    """Nothing resets the server connections between clients: two runs one
+    after the other, each waiting many polls for the lock and applying many
+    files, share the pool's two server connections (psycopg would prepare
+    `_pg3_0` on each after five runs of one query)."""
+    url = target.through("session-no-reset")
+    key = advisory_lock_key(target.dbname, parse_table_name("schema_migrations"))
+    files = 0
+    for _ in range(2):
+        sql_dir.write(
+            {
+                f"{files + n:03d}_t.sql": f"CREATE TABLE t{files + n} (id int);\n"
+                for n in range(1, 9)
+            }
+        )
+        files += 8
+        with psycopg.connect(target.direct, autocommit=True) as holder:
+            holder.execute("SELECT pg_advisory_lock(%s)", (key,))
+            runner = start(url, sql_dir, "migrate", *SESSION, "--lock-timeout", "60")
+            try:
+                assert runner.stderr is not None
+                runner.stderr.readline()  # the target
+                assert runner.stderr.readline().startswith(
+                    "waiting for the migration lock"
+                )
+                time.sleep(10 * 0.2)  # ten polls of the lock at least
+                holder.execute("SELECT pg_advisory_unlock(%s)", (key,))
+                out, err = finish(runner)
+            finally:
+                finish(runner)
+        assert runner.returncode == 0, err
+        assert len(history(db)) == files, out
 
 
 # --- what the session check costs ----------------------------------------------

@@ -75,9 +75,9 @@ def list_targets(settings: Settings, query: str) -> list[Target]:
     on the settings' server, or a whole connection string (a URL, or
     ``key=value`` pairs).
 
-    The query runs as one prepared statement (several statements are refused:
-    none can end the transaction) in a read-only transaction that is rolled
-    back, whatever it holds.
+    The query runs as one statement of the extended protocol (several
+    statements are refused: none can end the transaction) in a read-only
+    transaction that is rolled back, whatever it holds.
 
     Raises:
         ConnectError: when the server cannot be reached.
@@ -87,8 +87,13 @@ def list_targets(settings: Settings, query: str) -> list[Target]:
         try:
             with conn.transaction(force_rollback=True):
                 conn.execute("SET TRANSACTION READ ONLY")
-                cursor = conn.execute(query, prepare=True)
-                rows = cursor.fetchall() if cursor.description else []
+                # The extended protocol (psycopg's stream): one statement,
+                # unnamed, so nothing stays prepared on a pooled connection.
+                # Not prepare=True: without a prepare threshold (see connect)
+                # psycopg would send it as a simple query, several statements
+                # and all.
+                with conn.cursor() as cursor:
+                    rows = list(cursor.stream(query))
         except psycopg.Error as exc:
             reason = redact(reason_of(exc), connection_secrets(settings))
             raise UsageError(f"the target query failed: {reason}") from None

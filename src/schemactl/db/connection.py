@@ -214,6 +214,10 @@ def _connect(settings: Settings, timeout: int, *, startup: str | None) -> Connec
         connect_timeout=timeout,
         client_encoding="UTF8",
         options=options,
+        # No server-side prepared statements: through a pooler they stay on a
+        # pooled server connection (PgBouncer does not reset them without
+        # server_reset_query), where the next client's `_pg3_0` collides.
+        prepare_threshold=None,
     )
 
 
