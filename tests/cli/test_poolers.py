@@ -728,6 +728,38 @@ def test_options_of_the_user_are_not_dropped_where_a_pooler_refuses_them(
     assert "Traceback" not in done.stderr
 
 
+def test_options_of_the_user_are_not_dropped_where_a_pooler_ignores_them(
+    target: Target, db: Connection, sql_dir: MigrationDir
+):
+    # ignore_startup_parameters = options: PgBouncer takes the parameter and
+    # drops it; the session check sees the settings missing.
+    db.execute("CREATE SCHEMA other")
+    sql_dir.write({"001_one.sql": "CREATE TABLE one (id int);\n"})
+    url = target.through("session-ignoring-options")
+    for args in (("status",), ("migrate", *SESSION)):
+        done = subprocess.run(
+            [sys.executable, "-m", "schemactl", *args],
+            env={**runner_env(url, sql_dir), "PGOPTIONS": "-c search_path=other"},
+            capture_output=True,
+            text=True,
+            timeout=60,
+            check=False,
+        )
+        assert done.returncode == 3, (args, done.stderr)
+        assert "it drops the startup parameter `options`" in done.stderr
+        assert "PGOPTIONS" in done.stderr
+        assert "Traceback" not in done.stderr
+    assert public_tables(db) == []
+    with psycopg.connect(target.direct, autocommit=True) as other:
+        assert (
+            scalar(other, "SELECT count(*) FROM pg_tables WHERE schemaname = 'other'")
+            == 0
+        )
+    # Without options of its own, the run goes on (the settings are SET).
+    done = cli("migrate", *SESSION, url=url, sql_dir=sql_dir)
+    assert done.returncode == 0, done.stderr
+
+
 def test_no_prepared_statement_is_left_on_a_pooled_server_connection(
     target: Target, db: Connection, sql_dir: MigrationDir
 ):

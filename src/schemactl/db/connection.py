@@ -177,13 +177,23 @@ def _user_options(settings: Settings) -> str:
     return str(conninfo_to_dict(url).get("options") or os.environ.get("PGOPTIONS", ""))
 
 
-def _refuse_user_options(settings: Settings) -> None:
+def _refuse_user_options(settings: Settings, *, dropped: bool = False) -> None:
     """Without `options`, the user's own options would be lost: say so rather
-    than run without them."""
+    than run without them.
+
+    dropped: the server took the parameter but the settings it carried are not
+    in force (PgBouncer's ignore_startup_parameters = options).
+    """
     if _user_options(settings).strip():
+        how = (
+            "it drops the startup parameter `options` (a connection pooler such "
+            "as PgBouncer with ignore_startup_parameters = options?)"
+            if dropped
+            else "it refuses the startup parameter `options` (a connection "
+            "pooler such as PgBouncer?)"
+        )
         raise ConnectError(
-            f"cannot connect to {describe_target(settings)}: it refuses the startup "
-            "parameter `options` (a connection pooler such as PgBouncer?), and "
+            f"cannot connect to {describe_target(settings)}: {how}, and "
             "your connection string or PGOPTIONS sets options, which would be "
             "lost",
             hint="remove the options (PGOPTIONS, options= in the connection "
@@ -388,6 +398,10 @@ def _take_check(conn: Connection, state: _Session, values: tuple[Any, ...]) -> N
     state.database = str(database)
     state.pooled = state.pooled or state.server_pid != conn.info.backend_pid
     if not in_force:
+        if state.in_force and state.pooled:
+            # The options went in the startup packet and a pooler dropped
+            # them: the user's own went with them.
+            _refuse_user_options(state.settings, dropped=True)
         state.in_force = False
         _set_settings_if_safe(conn, state)
 
