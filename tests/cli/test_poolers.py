@@ -85,6 +85,12 @@ POOLS: dict[str, dict[str, str]] = {
         "default_pool_size": "2",
         "server_reset_query": "",
     },
+    # One server connection, and a client waits for it without limit.
+    "session-1-no-wait-limit": {
+        "pool_mode": "session",
+        "default_pool_size": "1",
+        "query_wait_timeout": "0",
+    },
 }
 # Pools that hold this many idle server connections before the test (warmed).
 WARM = {"transaction-4": 4, "transaction-4-round-robin": 4}
@@ -794,6 +800,44 @@ def test_no_prepared_statement_is_left_on_a_pooled_server_connection(
                 finish(runner)
         assert runner.returncode == 0, err
         assert len(history(db)) == files, out
+
+
+def test_the_probe_ends_on_a_session_pool_with_no_spare_server_connection(
+    target: Target, db: Connection, sql_dir: MigrationDir
+):
+    # One server connection, held by the runner's worker; the probe's client
+    # would wait for it without limit (query_wait_timeout = 0).
+    sql_dir.write({"001_one.sql": "CREATE TABLE one (id int);\n"})
+    url = target.through("session-1-no-wait-limit")
+    began = time.monotonic()
+    done = subprocess.run(
+        [
+            *(sys.executable, "-m", "schemactl", "migrate", *SESSION),
+            *("--connect-timeout", "2", "--lock-timeout", "1"),
+        ],
+        env=runner_env(url, sql_dir),
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    took = time.monotonic() - began
+    assert done.returncode == 3, done.stderr
+    assert took < 2 + 8, took
+    port = target.bouncers("session-1-no-wait-limit").port
+    assert done.stderr.splitlines()[0] == (
+        f"error: postgres@127.0.0.1:{port}/{target.dbname} is reached through a "
+        "connection pooler that had no free server connection for the check of "
+        "its pooling mode within 2 s (schemactl needs two server connections, "
+        "the worker and the lock, plus one briefly for this check); nothing was "
+        "changed"
+    ), done.stderr
+    assert (
+        "  hint: raise the pool size (default_pool_size, max_db_connections), or "
+        "connect to PostgreSQL directly"
+    ) in done.stderr.splitlines()
+    assert "Traceback" not in done.stderr
+    assert public_tables(db) == []
 
 
 # --- what the session check costs ----------------------------------------------

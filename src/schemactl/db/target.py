@@ -11,10 +11,15 @@ status, verify and log read through any pooler.
 
 from __future__ import annotations
 
+import os
+import socket
+import threading
+
 import psycopg
 
 from schemactl.config import Settings
 from schemactl.db.connection import (
+    MIN_CONNECT_TIMEOUT,
     Connection,
     connect,
     describe_connection,
@@ -35,6 +40,10 @@ POOLER_HINT = (
 DECLARE_HINT = (
     "connect to PostgreSQL directly, or, if every pooler in front of it uses "
     "pool_mode = session, say so with --pooler session (SCHEMACTL_POOLER=session)"
+)
+NO_SPARE_HINT = (
+    "raise the pool size (default_pool_size, max_db_connections), or connect "
+    "to PostgreSQL directly"
 )
 # Rounds of the pooling probe: one settles it on an otherwise idle pool; the
 # others make it unlikely that other clients' traffic hides transaction pooling.
@@ -115,35 +124,96 @@ def pooling_mode(conn: Connection, settings: Settings) -> str:
     B's second transaction gets another connection than its first. Statement
     pooling refuses B's BEGIN.
 
+    B's queries are bounded (max(--connect-timeout, 2) s): a session pool with
+    no spare server connection would keep B waiting (without limit when
+    PgBouncer's query_wait_timeout is 0).
+
     Raises:
-        PoolerNotSupported: when the probe fails (its mode stays unknown).
+        PoolerNotSupported: when the probe fails or runs out of time (its mode
+            stays unknown).
     """
     mine = server_pid(conn)
+    limit = max(float(MIN_CONNECT_TIMEOUT), settings.connect_timeout)
     try:
-        with connect(settings, like=conn) as other:
-            for number in range(PROBE_ROUNDS):
-                if number == 0:
-                    other.execute("BEGIN")
-                first = _pid(other)
-                if number == 0:
-                    other.execute("COMMIT")
-                second = _pid(other)
-                again = _pid(conn)
-                if mine in (first, second) or first != second or again != mine:
-                    return "transaction"
+        with connect(settings, like=conn) as other, _Deadline(other, limit) as expired:
+            try:
+                for number in range(PROBE_ROUNDS):
+                    if number == 0:
+                        other.execute("BEGIN")
+                    first = _pid(other)
+                    if number == 0:
+                        other.execute("COMMIT")
+                    second = _pid(other)
+                    again = _pid(conn)
+                    if mine in (first, second) or first != second or again != mine:
+                        return "transaction"
+            except psycopg.Error:
+                if expired.is_set():
+                    raise _no_spare_connection(conn, limit) from None
+                raise
     except psycopg.Error as exc:
         if _STATEMENT_POOLING in str(exc):
             return "statement"
         raise _unknown_mode(conn, reason_of(exc)) from None
+    except PoolerNotSupported:
+        raise
     except SchemactlError as exc:
         raise _unknown_mode(conn, exc.message) from None
     return "session"
+
+
+class _Deadline:
+    """Within the block, end conn's socket once `seconds` have passed (a
+    query waiting for a server connection then fails at once); the event it
+    gives says whether that happened.
+
+    The socket is shut down rather than the connection closed or cancelled:
+    closing it under a thread blocked in libpq is unsafe, and PgBouncer answers
+    a cancel for a client not yet given a server connection with a bare
+    ReadyForQuery.
+    """
+
+    def __init__(self, conn: Connection, seconds: float) -> None:
+        self._conn = conn
+        self._seconds = seconds
+        self.expired = threading.Event()
+        self._timer = threading.Timer(seconds, self._expire)
+        self._timer.daemon = True
+
+    def _expire(self) -> None:
+        self.expired.set()
+        try:
+            # A duplicate descriptor: shutdown acts on the socket itself, and
+            # closing the duplicate leaves libpq's own descriptor alone.
+            with socket.socket(fileno=os.dup(self._conn.fileno())) as sock:
+                sock.shutdown(socket.SHUT_RDWR)
+        except (OSError, psycopg.Error):
+            pass  # already closed: nothing left to end
+
+    def __enter__(self) -> threading.Event:
+        self._timer.start()
+        return self.expired
+
+    def __exit__(self, *_: object) -> None:
+        self._timer.cancel()
+        self._timer.join()
 
 
 def _pid(conn: Connection) -> int:
     row = conn.execute("SELECT pg_catalog.pg_backend_pid()").fetchone()
     assert row is not None
     return int(row[0])
+
+
+def _no_spare_connection(conn: Connection, seconds: float) -> PoolerNotSupported:
+    return PoolerNotSupported(
+        f"{describe_connection(conn)} is reached through a connection pooler "
+        "that had no free server connection for the check of its pooling mode "
+        f"within {seconds:g} s (schemactl needs two server connections, the "
+        "worker and the lock, plus one briefly for this check); nothing was "
+        "changed",
+        hint=NO_SPARE_HINT,
+    )
 
 
 def _unknown_mode(conn: Connection, reason: str) -> PoolerNotSupported:
