@@ -3,7 +3,7 @@
 VENV := .venv
 STAMP := $(VENV)/.installed-stamp
 
-.PHONY: demo test lint format venv clean docs bench chaos psql-fuzz
+.PHONY: demo test test-matrix lint format venv clean docs bench chaos psql-fuzz
 
 $(STAMP): pyproject.toml scripts/bootstrap-venv.sh
 	scripts/bootstrap-venv.sh $(VENV)
@@ -21,6 +21,13 @@ lint: venv
 
 test: lint
 	DATABASE_URL="$$(scripts/ensure-postgres.sh)" $(VENV)/bin/pytest
+
+# The database, CLI and agent-store tests on each PostgreSQL major version, each
+# on a private server started and removed by the script (README: Supported
+# PostgreSQL versions). make test-matrix PG_VERSIONS="14 18" PYTEST_ARGS="-x"
+PG_VERSIONS ?= 14 15 16 17 18
+test-matrix: venv
+	$(VENV)/bin/python scripts/test_matrix.py $(PG_VERSIONS) $(if $(PYTEST_ARGS),-- $(PYTEST_ARGS))
 
 format: venv
 	$(VENV)/bin/ruff format src tests scripts bench
