@@ -69,6 +69,23 @@ BASE_PORT = 15400
 OWNER = "postgres"  # the OS user that runs the servers when this runs as root
 
 
+# libpq's environment variables (its documentation, "Environment Variables",
+# up to PostgreSQL 18): the calling shell's must not point initdb, pg_ctl, psql
+# or a test elsewhere. Other PG* names (PG_VERSIONS, a tool's path) stay.
+LIBPQ_VARIABLES = frozenset((
+    "PGHOST", "PGHOSTADDR", "PGPORT", "PGDATABASE", "PGUSER", "PGPASSWORD",
+    "PGPASSFILE", "PGREQUIREAUTH", "PGCHANNELBINDING", "PGSERVICE",
+    "PGSERVICEFILE", "PGOPTIONS", "PGAPPNAME", "PGSSLMODE", "PGREQUIRESSL",
+    "PGSSLNEGOTIATION", "PGSSLCOMPRESSION", "PGSSLCERT", "PGSSLKEY",
+    "PGSSLCERTMODE", "PGSSLROOTCERT", "PGSSLCRL", "PGSSLCRLDIR", "PGSSLSNI",
+    "PGREQUIREPEER", "PGSSLMINPROTOCOLVERSION", "PGSSLMAXPROTOCOLVERSION",
+    "PGMINPROTOCOLVERSION", "PGMAXPROTOCOLVERSION", "PGGSSENCMODE",
+    "PGKRBSRVNAME", "PGGSSLIB", "PGGSSDELEGATION", "PGCONNECT_TIMEOUT",
+    "PGCLIENTENCODING", "PGTARGETSESSIONATTRS", "PGLOADBALANCEHOSTS",
+    "PGDATESTYLE", "PGTZ", "PGGEQO", "PGSYSCONFDIR", "PGLOCALEDIR",
+))  # fmt: skip
+
+
 class MatrixError(Exception):
     """A version's server could not be set up (not a test failure)."""
 
@@ -326,6 +343,7 @@ def run(args: Sequence[str], *, timeout: float = 120, cwd: Path | None = None) -
         text=True,
         timeout=timeout,
         cwd=cwd,
+        env=clean_environment(),  # for initdb, pg_ctl and psql too
         check=False,
     )
     if result.returncode != 0:
@@ -340,6 +358,8 @@ def free_port(preferred: int) -> int:
     """Return preferred when nothing listens there, else a port the kernel picks."""
     for port in (preferred, 0):
         with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as probe:
+            # As the postmaster binds: a port left in TIME_WAIT is free.
+            probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
             try:
                 probe.bind(("127.0.0.1", port))
             except OSError:
@@ -454,14 +474,12 @@ def signals_held() -> Iterator[None]:
 # Tests ------------------------------------------------------------------------
 
 
+def clean_environment() -> dict[str, str]:
+    return {k: v for k, v in os.environ.items() if k not in LIBPQ_VARIABLES}
+
+
 def environment_for(server: Server) -> dict[str, str]:
-    # libpq's PG* variables (PGHOST, PGPORT, PGOPTIONS, PGSERVICE...) of the
-    # calling shell must not point any test elsewhere.
-    env = {
-        key: value
-        for key, value in os.environ.items()
-        if not (key.startswith("PG") and not key.startswith("PG_"))
-    }
+    env = clean_environment()
     env["DATABASE_URL"] = server.url
     env["PATH"] = f"{server.bindir}{os.pathsep}{env.get('PATH', '')}"
     return env
