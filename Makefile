@@ -4,7 +4,7 @@
 VENV := .venv
 STAMP := $(VENV)/.installed-stamp
 
-.PHONY: demo test lint format venv clean docs bench bench-fleet chaos psql-fuzz
+.PHONY: demo test test-matrix lint format venv clean docs bench bench-fleet chaos psql-fuzz
 
 $(STAMP): pyproject.toml scripts/bootstrap-venv.sh
 	scripts/bootstrap-venv.sh $(VENV)
@@ -23,6 +23,14 @@ lint: venv
 test: lint
 	DATABASE_URL="$$(scripts/ensure-postgres.sh)" PGBOUNCER="$$(scripts/ensure-pgbouncer.sh)" \
 		$(VENV)/bin/pytest
+
+# The database, CLI and agent-store tests on each PostgreSQL major version, each
+# on a private server started and removed by the script (README: Supported
+# PostgreSQL versions). make test-matrix PG_VERSIONS="14 18" PYTEST_ARGS="-x"
+PG_VERSIONS ?= 14 15 16 17 18
+test-matrix: venv
+	PGBOUNCER="$$(scripts/ensure-pgbouncer.sh)" \
+		$(VENV)/bin/python scripts/test_matrix.py $(PG_VERSIONS) $(if $(PYTEST_ARGS),-- $(PYTEST_ARGS))
 
 format: venv
 	$(VENV)/bin/ruff format src tests scripts bench

@@ -72,13 +72,14 @@ import uuid
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager, suppress
 from dataclasses import dataclass, field, replace
+from functools import cached_property
 from itertools import zip_longest
 from pathlib import Path
 from typing import Any
 
 import psycopg
 import pytest
-from hypothesis import HealthCheck, example, given, settings
+from hypothesis import HealthCheck, assume, example, given, settings
 from hypothesis import strategies as st
 from psycopg import sql
 from psycopg.conninfo import make_conninfo
@@ -168,6 +169,45 @@ _FORBIDDEN_META = re.compile(
 
 
 # --------------------------------------------------------------------------------
+# psql versions
+# --------------------------------------------------------------------------------
+
+# schemactl's splitter follows psqlscan.l as of psql 15; `make test-matrix` runs
+# this module with each server's own psql (14 to 18). What an older or newer psql
+# does differently, as far as the oracle is concerned, is written down here and
+# nowhere else; every other expectation is the same for every version.
+
+
+def psql_major(psql: str | None) -> int | None:
+    """The major version of this psql (``psql (PostgreSQL) 14.22``), or None."""
+    if psql is None:
+        return None
+    output = subprocess.run(
+        [psql, "--version"], capture_output=True, text=True, check=True, timeout=30
+    ).stdout
+    match = re.search(r"\) (\d+)", output)
+    assert match, f"cannot read the version of {psql}: {output!r}"
+    return int(match.group(1))
+
+
+def sends_end_of_copy_line(major: int) -> bool:
+    """psql 15 to 17 (15.19, 16.15, 17.11) send the ``\\.`` line that ends inline
+    COPY data as data, before CopyDone; psql 14 (14.22) and 18 (18.6) end the data
+    with CopyDone alone. The server stops at that line: the same rows either way."""
+    return 15 <= major <= 17
+
+
+def keeps_dash_comments(major: int) -> bool:
+    """psql 15 and newer send ``--`` comments inside a query to the server; psql
+    14 and older drop each one (up to its line end, which they keep)."""
+    return major >= 15
+
+
+PSQL = shutil.which("psql")
+PSQL_MAJOR = psql_major(PSQL)
+
+
+# --------------------------------------------------------------------------------
 # The oracle: psql behind a recording proxy
 # --------------------------------------------------------------------------------
 
@@ -197,6 +237,7 @@ class PsqlRun:
     stderr: str
     variables: dict[str, str]
     initial_scs: str | None
+    psql_major: int
 
     @property
     def changed_scs(self) -> bool:
@@ -316,6 +357,12 @@ class PsqlDiffer:
     dbname: str
     workdir: Path
 
+    @cached_property
+    def psql_major(self) -> int:
+        major = psql_major(self.psql)
+        assert major is not None
+        return major
+
     def run_psql(self, data: bytes) -> PsqlRun:
         """Run ``psql -f`` on data and return what it sent and printed."""
         text = data.decode("utf-8", "replace")
@@ -403,7 +450,7 @@ class PsqlDiffer:
         variables.update(
             DBNAME=self.dbname, USER=self.server.user, HOST="127.0.0.1", PORT=str(port)
         )
-        return _build_run(events, stdout, stderr, variables)
+        return _build_run(events, stdout, stderr, variables, self.psql_major)
 
     def _relay(
         self, listener: socket.socket, process: subprocess.Popen[bytes]
@@ -457,6 +504,7 @@ def _build_run(
     stdout: str,
     stderr: str,
     variables: dict[str, str],
+    major: int,
 ) -> PsqlRun:
     queries: list[SentQuery] = []
     current: SentQuery | None = None
@@ -494,7 +542,7 @@ def _build_run(
             current.empty = True
     if not saw_startup:
         raise OracleError("psql never started a session")
-    return PsqlRun(queries, stdout, stderr, variables, initial_scs)
+    return PsqlRun(queries, stdout, stderr, variables, initial_scs, major)
 
 
 # --------------------------------------------------------------------------------
@@ -683,27 +731,32 @@ def _gap_spots(text: str, start: int, end: int) -> list[int] | None:
 
 
 def _query_pattern(
-    text: str, variables: Mapping[str, str]
+    text: str, variables: Mapping[str, str], *, dash_comments: bool = True
 ) -> tuple[re.Pattern[str], list[str]]:
     """A pattern matching the file text psql made this query from, with a group
     (and what it stands for) for everything psql changed on the way: a variable
     substituted, :{?name} replaced, \\; or \\: unescaped, a meta-command dropped
-    from the end of a line, an empty line dropped."""
+    from the end of a line, an empty line dropped; without dash_comments (psql
+    14), a ``--`` comment dropped before a line end or the end of the query."""
+    dropped = "" if dash_comments else r"(?:--[^\r\n]*)?"
     forms = [
         f"'{re.escape(v)}'|\"{re.escape(v)}\"|{re.escape(v)}"
         for v in sorted(variables.values(), key=len, reverse=True)
     ]
-    special_re = re.compile("|".join([*forms, r"TRUE|FALSE", r"[;:\n]"]))
+    special_re = re.compile("|".join([*forms, r"TRUE|FALSE", r"[;:\r\n]"]))
     by_value = {value: name for name, value in variables.items()}
     pieces: list[str] = []
     kinds: list[str] = []
     position = 0
     for match in special_re.finditer(text):
-        pieces.append(re.escape(text[position : match.start()]))
+        literal = text[position : match.start()]
         position = match.end()
         found = match.group()
-        if found == "\n":
-            pieces.append(r"((?:\\[^\n]*)??)\n((?:\n|\\[^\n]*\n)*?)")
+        pieces.append(re.escape(literal))
+        if found == "\r":
+            pieces.append(dropped + "\r")  # a comment ends before \r or \n
+        elif found == "\n":
+            pieces.append(dropped + r"((?:\\[^\n]*)??)\n((?:\n|\\[^\n]*\n)*?)")
             kinds += ["meta-command", "meta-command"]
         elif found in ";:":
             pieces.append(rf"(\\)?{re.escape(found)}")
@@ -722,8 +775,11 @@ def _query_pattern(
             name = by_value[found]
             pieces.append(f"(:{re.escape(name)}){_NAME_END}")
             kinds.append(f"variable {name}")
-    pieces.append(re.escape(text[position:]))
+    pieces.append(re.escape(text[position:]) + dropped)
     return re.compile("".join(pieces)), kinds
+
+
+_END_OF_COPY_LINE_RE = re.compile(r"\\\.(?:\r?\n|\Z)")
 
 
 def _align(raw: str, run: PsqlRun, *, whole: bool = True) -> _Alignment | None:
@@ -736,7 +792,9 @@ def _align(raw: str, run: PsqlRun, *, whole: bool = True) -> _Alignment | None:
     cuts: list[int] = []  # where COPY data blocks were taken out of text
     cursor = 1 if raw.startswith("\ufeff") else 0
     for query in run.queries:
-        pattern, kinds = _query_pattern(query.text, run.variables)
+        pattern, kinds = _query_pattern(
+            query.text, run.variables, dash_comments=keeps_dash_comments(run.psql_major)
+        )
         match = pattern.search(text, cursor)
         if match is None:
             return None
@@ -771,8 +829,13 @@ def _align(raw: str, run: PsqlRun, *, whole: bool = True) -> _Alignment | None:
             data = query.copy_data.decode("utf-8", "replace")
             if text[start : start + len(data)] != data:
                 return None
-            text = text[:start] + text[start + len(data) :]
-            del to_raw[start : start + len(data)]
+            end = start + len(data)
+            if not sends_end_of_copy_line(run.psql_major):
+                # psql read the \. line that ends the data and did not send it.
+                marker = _END_OF_COPY_LINE_RE.match(text, end)
+                end = marker.end() if marker else end
+            text = text[:start] + text[end:]
+            del to_raw[start:end]
             cuts.append(start)
     if not whole:
         return alignment
@@ -955,13 +1018,30 @@ def _expected_statements(run: PsqlRun, *, strict: bool) -> list[_Expected]:
     return expected
 
 
-def _texts_match(psql_text: str, schemactl_text: str, *, strict: bool) -> bool:
+def _texts_match(
+    psql_text: str, schemactl_text: str, *, strict: bool, dash_comments: bool = True
+) -> bool:
+    if not dash_comments:
+        # psql 14 drops every -- comment: compare what it left of schemactl's.
+        schemactl_text = _without_dash_comments(schemactl_text).strip()
     # psql sends the semicolon that ends a statement; schemactl does not.
     candidates = {psql_text, psql_text.removesuffix(";").rstrip()}
     if strict:
         return schemactl_text in candidates
     ours = _loosely(schemactl_text)
     return any(ours == _loosely(c) for c in candidates)
+
+
+def _without_dash_comments(text: str) -> str:
+    """text less each ``--`` comment (not its line end), found by the server's
+    lexer (pglast); text unchanged when that lexer refuses it."""
+    tokens, error = _server_scan(text)
+    if error is not None:
+        return text
+    for token in reversed(tokens):
+        if token.name == "SQL_COMMENT":
+            text = text[: token.start] + text[token.end + 1 :]
+    return text
 
 
 def _loosely(text: str) -> str:
@@ -1143,14 +1223,25 @@ def _compare(data: bytes, run: PsqlRun, *, strict: bool) -> Disagreement | None:
         )
     expected = _expected_statements(run, strict=strict)
     for number, (want, have) in enumerate(zip_longest(expected, view.statements), 1):
-        found = _compare_statement(number, want, have, strict=strict)
+        found = _compare_statement(
+            number,
+            want,
+            have,
+            strict=strict,
+            dash_comments=keeps_dash_comments(run.psql_major),
+        )
         if found is not None:
             return None if found.kind == "stop" else found
     return None
 
 
 def _compare_statement(
-    number: int, want: _Expected | None, have: Statement | None, *, strict: bool
+    number: int,
+    want: _Expected | None,
+    have: Statement | None,
+    *,
+    strict: bool,
+    dash_comments: bool,
 ) -> Disagreement | None:
     if want is None:
         assert have is not None
@@ -1163,7 +1254,9 @@ def _compare_statement(
             f"statement {number}: psql sent {want.text!r}, schemactl runs nothing more"
         )
         return Disagreement("missing-statement", detail, "missing-statement")
-    if not _texts_match(want.text, have.text, strict=strict):
+    if not _texts_match(
+        want.text, have.text, strict=strict, dash_comments=dash_comments
+    ):
         detail = (
             f"statement {number}: psql sent {want.text!r}, schemactl runs {have.text!r}"
         )
@@ -1466,11 +1559,10 @@ AGREEING_FAMILIES = frozenset(
 def differ(
     server_conninfo: dict[str, Any], tmp_path_factory: pytest.TempPathFactory
 ) -> Iterator[PsqlDiffer]:
-    psql = shutil.which("psql")
-    assert psql, "the differential test needs psql on PATH"
+    assert PSQL, "the differential test needs psql on PATH"
     server = Server.from_conninfo(server_conninfo)
     with throwaway_database(server) as dbname:
-        yield PsqlDiffer(psql, server, dbname, tmp_path_factory.mktemp("psqldiff"))
+        yield PsqlDiffer(PSQL, server, dbname, tmp_path_factory.mktemp("psqldiff"))
 
 
 def assert_agrees(differ: PsqlDiffer, data: bytes, *, strict: bool = False) -> None:
@@ -1492,6 +1584,14 @@ KNOWN_DISAGREEMENTS: dict[str, str] = {
     "empty-line-inside-a-statement-is-dropped": "psql drops empty lines outside "
     "quotes; schemactl keeps them",
 }
+if PSQL_MAJOR is not None and PSQL_MAJOR < 15:
+    # psql 14's lexer has no integer_junk rule: it reads 2begin as 2 and the word
+    # begin, counts a function body and sends the next statement with this one
+    # (the first statement fails on every server either way).
+    KNOWN_DISAGREEMENTS["number-glued-to-begin"] = (
+        "psql 14 reads 2begin as a number and a BEGIN; schemactl, like psql 15 and "
+        "newer, as one (invalid) token"
+    )
 
 
 def _case_params(cases: tuple[Case, ...]) -> list[Any]:
@@ -1531,7 +1631,8 @@ def test_the_oracle_sees_meta_commands_variables_and_copy_data(differ):
         "SELECT 2;",
     ]
     assert run.queries[1].copy_in
-    assert run.queries[1].copy_data == b"x\ty\n\\.\n"
+    end_line = b"\\.\n" if sends_end_of_copy_line(differ.psql_major) else b""
+    assert run.queries[1].copy_data == b"x\ty\n" + end_line
     assert run.stdout == "MARK7\n"
     reading = read_like_psql(data.decode(), run)
     assert {_line_column(data.decode(), o) for o in reading.exact} == {(2, 8), (3, 1)}
@@ -1576,7 +1677,20 @@ FUZZ_SETTINGS = settings(
 @given(data=sql_files(AGREEING_FAMILIES))
 def test_generated_file_reads_like_psql(differ, data):
     """Brief in `make test`: the fragment families that agree today."""
+    assume(not _glued_for_psql_14(differ.psql_major, data))
     assert_agrees(differ, data)
+
+
+# A number glued to BEGIN or END: psql 14 reads the word apart (see
+# KNOWN_DISAGREEMENTS), so on psql 14 the agreeing test leaves such files out.
+_GLUED_WORD_RE = re.compile(
+    r"[0-9.](?:begin|end)(?![A-Za-z0-9_$\x80-\U0010ffff])", re.IGNORECASE
+)
+
+
+def _glued_for_psql_14(major: int, data: bytes) -> bool:
+    text = data.decode("utf-8", "replace")
+    return major < 15 and _GLUED_WORD_RE.search(text) is not None
 
 
 @pytest.mark.xfail(

@@ -89,6 +89,9 @@ def grant_deploy_privileges(db: Connection, role: str) -> None:
     database = sql.Identifier(db.info.dbname)
     for statement in (
         sql.SQL("REVOKE ALL ON DATABASE {} FROM PUBLIC").format(database),
+        # PostgreSQL 14 and older grant CREATE on schema public to PUBLIC in
+        # every new database; 15 and newer do not (then this changes nothing).
+        sql.SQL("REVOKE CREATE ON SCHEMA public FROM PUBLIC"),
         sql.SQL("GRANT CONNECT ON DATABASE {} TO {}").format(database, ident),
         sql.SQL("GRANT USAGE ON SCHEMA public TO {}").format(ident),
         sql.SQL(

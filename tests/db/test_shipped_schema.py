@@ -224,8 +224,16 @@ def test_wai_keeps_every_documented_index(schema_db):
 def test_deleting_an_agent_with_runs_is_refused(schema_db):
     agent = make_agent(schema_db)
     make_run(schema_db, agent)
-    with pytest.raises(errors.ForeignKeyViolation):
+    # ON DELETE RESTRICT: PostgreSQL 18 reports restrict_violation (23001), older
+    # servers foreign_key_violation (23503).
+    refused = (
+        errors.RestrictViolation
+        if schema_db.info.server_version >= 180000
+        else errors.ForeignKeyViolation
+    )
+    with pytest.raises(refused) as raised:
         schema_db.execute("DELETE FROM agents WHERE id = %s", (agent,))
+    assert raised.value.diag.constraint_name == "runs_agent_id_fkey"
 
 
 def test_deleting_a_session_keeps_its_runs(schema_db):
