@@ -93,75 +93,119 @@ def run_fleet(
     SIGINT or SIGTERM starts no further target, passes the signal to the
     running ones and waits for their reports (FleetResult.cancelled_by).
     """
-    observer = observer or FleetObserver()
     _allow_open_files(jobs)
-    # -P: the working directory is not put on sys.path, so a schemactl.py (or
-    # click.py) of the user's there is never imported in place of ours.
-    argv = [sys.executable, "-P", "-m", "schemactl", "--format", "json", "--quiet"]
-    argv += [command, *arguments]
-    results: list[TargetResult | None] = [None] * len(targets)
-    running: dict[int, _Running] = {}
-    queue = list(enumerate(targets))
-    queue.reverse()  # popped from the end: the order the targets were listed
-    stopping = False
-    done = 0
-
-    def finish(result: TargetResult, index: int) -> None:
-        nonlocal done, stopping
-        results[index] = result
-        done += 1
-        observer.target_finished(result, done, len(targets))
-        if fail_fast and stops_fail_fast(result.outcome):
-            stopping = True
-
-    def pass_signal_on() -> None:
-        nonlocal stopping
-        stopping = True
-        for child in running.values():
-            child.tell(_deferred_signal())
-
-    with deferred(pass_signal_on):
+    run = _FleetRun(command, arguments, targets, environ, fail_fast)
+    run.observer = observer or FleetObserver()
+    with deferred(run.pass_signal_on):
         try:
-            while queue or running:
-                while queue and len(running) < jobs and not stopping:
-                    index, target = queue.pop()
-                    try:
-                        child = _start(argv, target, environ, index)
-                    except OSError as exc:  # no process: too many open files...
-                        finish(_not_started(target, exc), index)
-                        continue
-                    running[child.process.pid] = child
-                    if pending_signal() is not None:  # it landed while starting
-                        child.tell(_deferred_signal())
-                if not running:
-                    break
-                # Retried by Python after a signal (PEP 475): pass_signal_on
-                # has told the children, and their exits end the wait.
-                try:
-                    pid, status = os.waitpid(-1, 0)
-                except ChildProcessError:  # reaped elsewhere: statuses lost
-                    for lost in running.values():
-                        lost.process.returncode = EXIT_FAILED
-                        finish(_collect(lost, command), lost.index)
-                    running.clear()
-                    continue
-                finished = running.pop(pid, None)
-                if finished is not None:
-                    finished.process.returncode = os.waitstatus_to_exitcode(status)
-                    finish(_collect(finished, command), finished.index)
+            run.until_done(jobs)
         finally:
-            _end_all(running)  # after an unexpected error: leave no child
-        signalled = take_pending()
-        why = "cancelled" if signalled else "an earlier target failed (--fail-fast)"
-        for index, target in reversed(queue):
-            finish(TargetResult(target, Outcome.SKIPPED, None, last_words=why), index)
+            _end_all(run.running)  # after an unexpected error: leave no child
+        take_pending()  # run.cancelled_by has it, if it came in time
+        run.skip_the_rest(
+            "cancelled"
+            if run.cancelled_by
+            else "an earlier target failed (--fail-fast)"
+        )
     return FleetResult(
         command,
-        [result for result in results if result is not None],
+        [result for result in run.results if result is not None],
         jobs=jobs,
         fail_fast=fail_fast,
-        cancelled_by=None if signalled is None else signalled.exit_code,
+        cancelled_by=run.cancelled_by,
     )
+
+
+class _FleetRun:
+    """The state of one fleet run: targets to start, children running, and
+    the results so far (in the order the targets were listed)."""
+
+    def __init__(
+        self,
+        command: str,
+        arguments: Sequence[str],
+        targets: Sequence[Target],
+        environ: Mapping[str, str],
+        fail_fast: bool,
+    ) -> None:
+        self.command = command
+        # -P: the working directory is not put on sys.path, so a schemactl.py
+        # (or click.py) of the user's there is never imported in place of ours.
+        self.argv = [sys.executable, "-P", "-m", "schemactl", "--format", "json"]
+        self.argv += ["--quiet", command, *arguments]
+        self.environ = environ
+        self.fail_fast = fail_fast
+        self.observer = FleetObserver()
+        self.total = len(targets)
+        self.queue = list(reversed(list(enumerate(targets))))  # popped from the end
+        self.running: dict[int, _Running] = {}
+        self.results: list[TargetResult | None] = [None] * len(targets)
+        self.stopping = False
+        self.cancelled_by: int | None = None  # 130 or 143
+        self.done = 0
+
+    def until_done(self, jobs: int) -> None:
+        """Start targets while fewer than `jobs` run, and collect each as it
+        ends, until none is left to start (or to wait for)."""
+        while self.queue or self.running:
+            while self.queue and len(self.running) < jobs and not self.stopping:
+                self.start_next()
+            if not self.running:
+                return
+            self.collect_one()
+
+    def start_next(self) -> None:
+        index, target = self.queue.pop()
+        try:
+            child = _start(self.argv, target, self.environ, index)
+        except OSError as exc:  # no process: too many open files...
+            self.finish(_not_started(target, exc), index)
+            return
+        self.running[child.process.pid] = child
+        if pending_signal() is not None:  # it landed while the child started
+            self.pass_signal_on()
+
+    def collect_one(self) -> None:
+        """Wait for a child to end and record its result. Python retries the
+        wait after a signal (PEP 475): pass_signal_on has told the children,
+        and their exits end it."""
+        try:
+            pid, status = os.waitpid(-1, 0)
+        except ChildProcessError:  # reaped elsewhere: their statuses are lost
+            for lost in self.running.values():
+                lost.process.returncode = EXIT_FAILED
+                self.finish(_collect(lost, self.command), lost.index)
+            self.running.clear()
+            return
+        finished = self.running.pop(pid, None)
+        if finished is not None:
+            finished.process.returncode = os.waitstatus_to_exitcode(status)
+            self.finish(_collect(finished, self.command), finished.index)
+
+    def finish(self, result: TargetResult, index: int) -> None:
+        self.results[index] = result
+        self.done += 1
+        self.observer.target_finished(result, self.done, self.total)
+        if self.fail_fast and stops_fail_fast(result.outcome):
+            self.stopping = True
+
+    def pass_signal_on(self) -> None:
+        """The signal handler's callback: start nothing more, tell each child.
+        A signal once every target has ended cancels nothing."""
+        if not (self.queue or self.running):
+            return
+        self.stopping = True
+        number = _deferred_signal()
+        self.cancelled_by = self.cancelled_by or 128 + number
+        for child in self.running.values():
+            child.tell(number)
+
+    def skip_the_rest(self, why: str) -> None:
+        for index, target in reversed(self.queue):
+            self.finish(
+                TargetResult(target, Outcome.SKIPPED, None, last_words=why), index
+            )
+        self.queue.clear()
 
 
 def _start(

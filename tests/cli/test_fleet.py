@@ -24,6 +24,7 @@ from typing import Any
 
 import psycopg
 import pytest
+from psycopg.conninfo import conninfo_to_dict
 
 from schemactl.config import parse_table_name
 from schemactl.db.lock import advisory_lock_key
@@ -557,13 +558,12 @@ def test_a_group_query_needs_the_file_database_and_says_which_variable(
 def test_two_spellings_of_one_database_run_once(fleet, sql_dir):
     (name,) = fleet.add(1)
     sql_dir.write(FILES)
-    params = fleet.server
-    spelled = (
-        f"host={params.get('host', '127.0.0.1')} port={params.get('port', 5432)} "
-        f"user={params.get('user', 'postgres')} dbname={name}"
-    )
+    params = conninfo_to_dict(fleet.url(name))
+    port = f":{params['port']}" if "port" in params else ""
+    as_url = f"postgresql://{params['user']}@{params['host']}{port}/{name}"
+    as_pairs = " ".join(f"{key}={value}" for key, value in sorted(params.items()))
     done = run_fleet(
-        fleet, sql_dir, "migrate", "--target", fleet.url(name), "--target", spelled
+        fleet, sql_dir, "migrate", "--target", as_url, "--target", as_pairs
     )
     assert done.returncode == 0, done.stderr
     assert done.stdout.splitlines()[-1] == "1 target: 1 ok; exit 0"
