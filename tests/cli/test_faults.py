@@ -335,6 +335,20 @@ def test_reading_a_locked_history_table_is_bounded(
     ) in result.stderr
 
 
+def test_reading_a_locked_audit_log_is_bounded_like_the_history(
+    run_cli, sql_dir, db, blocker
+):
+    sql_dir.write({"001_one.sql": "SELECT 1;\n"})
+    assert run_cli("migrate").exit_code == 0
+    blocker.execute("LOCK TABLE schema_migrations_log IN ACCESS EXCLUSIVE MODE")
+    result = run_cli("log", "--table-lock-timeout", "0.2")
+    assert result.exit_code == 3
+    assert (
+        "error: timed out reading the audit log public.schema_migrations_log: it "
+        f"is locked by pid {blocker.info.backend_pid} (application test-blocker"
+    ) in result.stderr
+
+
 def test_statement_timeout_fails_the_file_at_its_statement(run_cli, sql_dir, db):
     sql_dir.write({"001_slow.sql": "CREATE TABLE s (x int);\nSELECT pg_sleep(30);\n"})
     result = run_cli("migrate", "--statement-timeout", "0.2")

@@ -388,6 +388,15 @@ def read_log(conn: Connection, table: TableName, limit: int | None) -> list[LogR
         with phase(conn, "reading the audit log", state="nothing was changed"):
             return list(map(LogRow._make, fetch_all(conn, query, (history,))))
     except SchemactlError as error:
+        if isinstance(error.__cause__, psycopg.errors.LockNotAvailable):
+            # As for the history table: exit 3, naming who holds the lock.
+            holders = _table_lock_holders(conn, log_table(table))
+            raise TableLockTimeout(
+                f"timed out reading the audit log {log_table(table)}: it is "
+                f"locked by {describe_blockers(holders)}",
+                hint="raise --table-lock-timeout (0: wait without limit)",
+                state="nothing was changed",
+            ) from None
         if not isinstance(error.__cause__, psycopg.errors.InsufficientPrivilege):
             raise
         error.exit_code = EXIT_UNAVAILABLE
