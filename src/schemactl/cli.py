@@ -818,10 +818,7 @@ class SchemactlGroup(click.Group):
         except SchemactlError as error:
             self._fail(ctx, error, error.exit_code)
         except Interrupted as signal:  # before click turns it into "Aborted!"
-            cancelled = Cancelled(
-                f"cancelled by {signal.signal_name}: nothing was changed",
-                signal_number=signal.signal_number,
-            )
+            cancelled = Cancelled.nothing_changed(signal)
             self._fail(ctx, cancelled, cancelled.exit_code)
 
     @staticmethod
@@ -1531,32 +1528,27 @@ def _usage_failure(
     The command line did not parse, so the format is read from it as written.
     """
     redacted = _redacted(exc)
-    if machine.wants_json(arguments, os.environ):
-        command = ctx.invoked_subcommand if ctx is not None else None
-        error = UsageError(redacted.format_message())
-        error.exit_code = redacted.exit_code
-        failed = machine.document(
-            command or _command_named(arguments),
-            redacted.exit_code,
-            error=machine.error_json(error),
-        )
-        click.echo(machine.dumps(failed))
+    error = UsageError(redacted.format_message())
+    error.exit_code = redacted.exit_code
+    command = ctx.invoked_subcommand if ctx is not None else None
+    document = machine.failure_document(
+        arguments, os.environ, command or _command_named(arguments), error
+    )
+    if document is not None:
+        click.echo(document)
     return redacted
 
 
 def _cancelled_while_parsing(signal: Interrupted, arguments: list[str]) -> NoReturn:
     """Report a signal that landed while click parsed the command line (no
     command has run) and exit with its code; a document under --format json."""
-    error = Cancelled(
-        f"cancelled by {signal.signal_name}: nothing was changed",
-        signal_number=signal.signal_number,
-    )
+    error = Cancelled.nothing_changed(signal)
     render_error(error, stderr())
-    if machine.wants_json(arguments, os.environ):
-        cancelled = machine.document(
-            _command_named(arguments), error.exit_code, error=machine.error_json(error)
-        )
-        click.echo(machine.dumps(cancelled))
+    document = machine.failure_document(
+        arguments, os.environ, _command_named(arguments), error
+    )
+    if document is not None:
+        click.echo(document)
     sys.exit(error.exit_code)
 
 

@@ -22,6 +22,7 @@ from __future__ import annotations
 import gc
 import os
 import sys
+from typing import NoReturn
 
 from schemactl.interrupts import Interrupted, held, signals_cancel
 
@@ -34,10 +35,7 @@ def main() -> None:
             with held():  # a signal is handled once the imports are done
                 from schemactl.cli import main as run_cli
         except Interrupted as signal:
-            message = f"cancelled by {signal.signal_name}: nothing was changed"
-            sys.stderr.write(message + "\n")
-            _cancelled_document(message, signal.exit_code)
-            sys.exit(signal.exit_code)
+            _cancelled_before_the_cli(signal)
         gc.freeze()
         gc.enable()
         try:
@@ -66,15 +64,16 @@ def _exit_now(done: SystemExit) -> None:
     os._exit(status)
 
 
-def _cancelled_document(message: str, exit_code: int) -> None:
-    """Under --format json, a signal before the CLI loaded still leaves one
-    document on stdout."""
+def _cancelled_before_the_cli(signal: Interrupted) -> NoReturn:
+    """Report a signal that landed before the CLI loaded, and exit with its
+    code: one line, and under --format json one document on stdout."""
     from schemactl import machine
     from schemactl.errors import Cancelled
 
-    if not machine.wants_json(sys.argv[1:], os.environ):
-        return
-    error = Cancelled(message, signal_number=exit_code - 128)
+    error = Cancelled.nothing_changed(signal)
+    sys.stderr.write(error.message + "\n")
     # The command line was not parsed yet: the document cannot name the command.
-    doc = machine.document("schemactl", exit_code, error=machine.error_json(error))
-    sys.stdout.write(machine.dumps(doc) + "\n")
+    document = machine.failure_document(sys.argv[1:], os.environ, "schemactl", error)
+    if document is not None:
+        sys.stdout.write(document + "\n")
+    sys.exit(error.exit_code)

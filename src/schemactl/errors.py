@@ -8,6 +8,7 @@ from typing import TYPE_CHECKING, Self
 
 if TYPE_CHECKING:
     from schemactl.core.model import StatusEntry
+    from schemactl.interrupts import Interrupted
 
 EXIT_OK = 0
 EXIT_FAILED = 1
@@ -214,6 +215,14 @@ class Cancelled(SchemactlError):
         super().__init__(message)
         self.signal_number = signal_number
         self.exit_code = 128 + signal_number
+
+    @classmethod
+    def nothing_changed(cls, signal: Interrupted) -> Cancelled:
+        """A signal that stopped the command before it changed anything."""
+        return cls(
+            f"cancelled by {signal.signal_name}: nothing was changed",
+            signal_number=signal.signal_number,
+        )
 
 
 class PlanChanged(SchemactlError):

@@ -67,6 +67,19 @@ def wants_json(arguments: Sequence[str], environ: Mapping[str, str]) -> bool:
     return chosen == "json"
 
 
+def failure_document(
+    arguments: Sequence[str],
+    environ: Mapping[str, str],
+    command: str,
+    error: SchemactlError,
+) -> str | None:
+    """Return the document of a command that failed before (or while) its
+    command line was parsed, or None unless the words as written ask for JSON."""
+    if not wants_json(arguments, environ):
+        return None
+    return dumps(document(command, error.exit_code, error=error_json(error)))
+
+
 def dumps(doc: dict[str, Any]) -> str:
     """Return a document as printed: indented, one document per run."""
     return json.dumps(doc, indent=2, default=str)

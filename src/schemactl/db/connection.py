@@ -387,9 +387,16 @@ def select_row(
 
 def check_session(conn: Connection) -> None:
     """Run the session check now, unless it ran already."""
+    _checked_state(conn)
+
+
+def _checked_state(conn: Connection) -> _Session | None:
+    """Return the connection's session state, its check run (None: a
+    connection connect() did not open)."""
     state = _SESSIONS.get(conn)
     if state is not None and not state.checked:
         select_row(conn, "1")
+    return state
 
 
 def _take_check(conn: Connection, state: _Session, values: tuple[Any, ...]) -> None:
@@ -453,10 +460,9 @@ def server_pid(conn: Connection) -> int:
     Not ``conn.info.backend_pid``: through a pooler that is the pooler's own
     number, which no server view (pg_locks, pg_stat_activity) knows.
     """
-    state = _SESSIONS.get(conn)
+    state = _checked_state(conn)
     if state is None:
         return conn.info.backend_pid
-    check_session(conn)
     assert state.server_pid is not None
     return state.server_pid
 
@@ -464,10 +470,9 @@ def server_pid(conn: Connection) -> int:
 def server_database(conn: Connection) -> str:
     """Return the name of the database the server session is in (through a
     pooler, ``conn.info.dbname`` is the pooler's name for it)."""
-    state = _SESSIONS.get(conn)
+    state = _checked_state(conn)
     if state is None:
         return conn.info.dbname
-    check_session(conn)
     assert state.database is not None
     return state.database
 
